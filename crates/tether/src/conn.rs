@@ -1,0 +1,491 @@
+//! The connection state machine: the one place that decides whether a connection lives on.
+//!
+//! ```text
+//!  New ──first byte──▶ Active ──response, keep-alive──▶ Idle ──first byte──▶ Active …
+//!   │                    │                               │
+//!   └──timeout/EOF───────┴──close decided──▶ Closing ◀───┘ idle timeout, drain
+//!                                              │ flush, shut down write, drain input
+//!                                              ▼
+//!                                            Closed
+//! ```
+//!
+//! A connection reads into its read buffer, parses a head, hands the request to the handler,
+//! encodes the response into its write buffer and loops. Responses to pipelined requests
+//! accumulate and go out in one write when no further complete request is buffered.
+
+use std::io;
+use std::net::SocketAddr;
+
+use socket2::SockRef;
+use tokio::net::TcpStream;
+use tokio::time::{timeout_at, Instant};
+
+use crate::handler::Handler;
+use crate::io::{deadline, flush, read_some, Read};
+use crate::parse::{parse_head, BodyFraming, Head, Limits, Version};
+use crate::pool::Buffers;
+use crate::request::{Body, BodyState, Request};
+use crate::response::{error_response, Exchange, Finish, Response};
+use crate::stats::bump;
+use crate::status::Status;
+use crate::worker::Worker;
+
+/// The life stage of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConnState {
+    /// Accepted; no byte received yet.
+    New,
+    /// A request is being read, handled or answered.
+    Active,
+    /// Between requests, with nothing buffered.
+    Idle,
+    /// Flushing, shutting down and draining input before the close.
+    Closing,
+    /// Closed.
+    Closed,
+}
+
+/// Why a connection was closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The client closed the connection between requests.
+    PeerClosed,
+    /// The client reset the connection.
+    PeerReset,
+    /// No request within the idle timeout (plus grace).
+    IdleTimeout,
+    /// A request head did not arrive in full within the header timeout.
+    HeaderTimeout,
+    /// A request body made no progress within the body timeout.
+    BodyTimeout,
+    /// A response made no progress within the write timeout.
+    WriteTimeout,
+    /// The connection served its maximum number of requests.
+    MaxRequests,
+    /// The connection reached its maximum lifetime.
+    MaxLifetime,
+    /// The server is shutting down.
+    Shutdown,
+    /// The request was malformed or over a limit.
+    ProtocolError,
+    /// A socket error.
+    IoError,
+    /// The client closed while it was still sending a request.
+    ClosedMidRequest,
+    /// The client asked to close (`Connection: close`, or HTTP/1.0 without keep-alive).
+    ClientClose,
+    /// The handler asked to close.
+    HandlerClose,
+    /// The handler failed.
+    HandlerError,
+    /// The request body was left unread beyond the drain budget.
+    UnreadBody,
+    /// The response body was delimited by the close (HTTP/1.0 streaming).
+    CloseDelimited,
+}
+
+/// What is known before the handler runs about how this exchange may end.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Plan {
+    /// Already decided to close after this response.
+    pub close: Option<CloseReason>,
+    /// Echo `Connection: keep-alive` (HTTP/1.0).
+    pub http10_keep_alive: bool,
+    /// Advertise `Keep-Alive: timeout=`.
+    pub keep_alive_timeout: Option<u64>,
+    /// Requests this connection may still serve after this one (`Keep-Alive: max=`).
+    pub remaining: Option<u64>,
+    /// Unread body bytes the connection is willing to discard.
+    pub drain_bytes: u64,
+}
+
+/// Decides, when a response head is written, whether the connection closes after it.
+pub(crate) fn decide(cx: &Exchange, handler_close: bool, close_delimited: bool) -> Option<CloseReason> {
+    if let Some(r) = cx.plan.close {
+        return Some(r);
+    }
+    if handler_close {
+        return Some(CloseReason::HandlerClose);
+    }
+    if close_delimited {
+        return Some(CloseReason::CloseDelimited);
+    }
+    let body = &cx.body;
+    if !body.done.get() {
+        // A client still waiting for 100 Continue may or may not send the body: the only
+        // safe ending is a close. A known remainder beyond the budget is not worth reading.
+        if body.awaiting_continue.get() || body.error.get().is_some() {
+            return Some(CloseReason::UnreadBody);
+        }
+        if body.remaining.get().is_some_and(|n| n > cx.plan.drain_bytes) {
+            return Some(CloseReason::UnreadBody);
+        }
+    }
+    None
+}
+
+/// Space kept free after a head for the body.
+const BODY_WINDOW: usize = 4096;
+
+struct Conn<'w, H> {
+    w: &'w Worker<H>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: ConnState,
+    bufs: Option<Buffers>,
+    /// Unread input is `bufs.read[start..end]`.
+    start: usize,
+    end: usize,
+    head: Head,
+    served: u64,
+    /// This connection's request limit after jitter (0 = unlimited).
+    max_requests: u64,
+    expires: Option<Instant>,
+    /// When the wait for the next request started to be bounded.
+    idle_deadline: Option<Instant>,
+}
+
+/// Serves one accepted connection to its end.
+pub(crate) async fn serve<H: Handler>(w: &Worker<H>, stream: TcpStream, peer: SocketAddr) -> CloseReason {
+    let cfg = &*w.cfg;
+    let jitter = |x: f64| x * (1.0 - cfg.limit_jitter * fastrand::f64());
+    let max_requests = match cfg.max_requests {
+        0 => 0,
+        n => (jitter(n as f64) as u64).clamp(1, n),
+    };
+    let expires = (!cfg.max_lifetime.is_zero())
+        .then(|| Instant::now() + cfg.max_lifetime.mul_f64(jitter(1.0)));
+    let mut c = Conn {
+        w,
+        stream,
+        peer,
+        state: ConnState::New,
+        bufs: None,
+        start: 0,
+        end: 0,
+        head: Head::default(),
+        served: 0,
+        max_requests,
+        expires,
+        idle_deadline: None,
+    };
+    let reason = c.run().await;
+    c.close(reason).await;
+    reason
+}
+
+fn io_reason(e: &io::Error) -> CloseReason {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => {
+            CloseReason::PeerReset
+        }
+        io::ErrorKind::TimedOut => CloseReason::WriteTimeout,
+        _ => CloseReason::IoError,
+    }
+}
+
+impl<H: Handler> Conn<'_, H> {
+    /// The single place where a connection changes state.
+    fn set_state(&mut self, next: ConnState) {
+        if self.state != next {
+            self.state = next;
+        }
+    }
+
+    fn bufs(&mut self) -> &mut Buffers {
+        let pool = &self.w.pool;
+        let head = &mut self.head;
+        self.bufs.get_or_insert_with(|| {
+            let mut b = pool.take();
+            std::mem::swap(&mut head.fields, &mut b.fields);
+            b
+        })
+    }
+
+    /// Gives the buffers back to the worker's pool (only with nothing buffered).
+    fn release(&mut self) {
+        if let Some(mut b) = self.bufs.take() {
+            std::mem::swap(&mut self.head.fields, &mut b.fields);
+            self.w.pool.give(b);
+        }
+        self.start = 0;
+        self.end = 0;
+    }
+
+    async fn flush(&mut self) -> Result<(), CloseReason> {
+        let timeout = self.w.cfg.write_timeout;
+        match &mut self.bufs {
+            Some(b) if !b.write.is_empty() => {
+                flush(&self.stream, &mut b.write, timeout).await.map_err(|e| io_reason(&e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn run(&mut self) -> CloseReason {
+        loop {
+            if self.start == self.end {
+                if let Err(r) = self.flush().await {
+                    return r;
+                }
+                if self.w.draining.get() {
+                    return CloseReason::Shutdown;
+                }
+                self.set_state(if self.served == 0 { ConnState::New } else { ConnState::Idle });
+                self.release();
+                if let Err(r) = self.wait_for_request().await {
+                    return r;
+                }
+            }
+            self.set_state(ConnState::Active);
+            let head_len = match self.read_head().await {
+                Ok(n) => n,
+                Err(r) => return r,
+            };
+            if let Finish::Close(r) = self.exchange(head_len).await {
+                return r;
+            }
+            if self.bufs.as_ref().is_some_and(|b| b.write.len() >= 64 * 1024) {
+                if let Err(r) = self.flush().await {
+                    return r;
+                }
+            }
+        }
+    }
+
+    /// Waits, holding no buffer, until the next request starts to arrive.
+    async fn wait_for_request(&mut self) -> Result<(), CloseReason> {
+        let cfg = &*self.w.cfg;
+        // A new connection must start its first request within the header timeout; a
+        // persistent one gets the advertised idle timeout plus the grace period.
+        let timeout = if self.served == 0 {
+            cfg.header_timeout
+        } else if cfg.idle_timeout.is_zero() {
+            cfg.idle_timeout
+        } else {
+            cfg.idle_timeout + cfg.idle_grace
+        };
+        self.idle_deadline = deadline(timeout);
+        let drain = self.w.drain_notify.notified();
+        tokio::pin!(drain);
+        drain.as_mut().enable();
+        if self.w.draining.get() {
+            return Err(CloseReason::Shutdown);
+        }
+        let readable = async {
+            match self.idle_deadline {
+                Some(d) => timeout_at(d, self.stream.readable()).await,
+                None => Ok(self.stream.readable().await),
+            }
+        };
+        tokio::select! {
+            r = readable => match r {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(io_reason(&e)),
+                Err(_) => Err(CloseReason::IdleTimeout),
+            },
+            _ = drain => Err(CloseReason::Shutdown),
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        let cfg = &*self.w.cfg;
+        Limits {
+            max_head_size: cfg.max_head_size,
+            max_headers: cfg.max_headers,
+            max_uri_len: cfg.max_uri_len,
+            max_body_size: cfg.max_body_size,
+        }
+    }
+
+    /// Queues an error response; the close that follows flushes it.
+    fn reject(&mut self, status: Status) {
+        error_response(&mut self.bufs().write, status, false);
+    }
+
+    /// Reads until `bufs.read[start..]` holds a complete head; returns its length.
+    async fn read_head(&mut self) -> Result<usize, CloseReason> {
+        let limits = self.limits();
+        let cfg = &*self.w.cfg;
+        let mut head_deadline = None;
+        // Bytes before `scanned` hold no line end that could complete the head.
+        let mut scanned = self.start;
+        self.bufs();
+        loop {
+            if self.start < self.end {
+                if head_deadline.is_none() {
+                    // Armed at the first byte of every request head.
+                    head_deadline = Some(deadline(cfg.header_timeout));
+                }
+                let b = self.bufs.as_mut().expect("buffers taken above");
+                let new = &b.read[scanned.max(self.start)..self.end];
+                if new.contains(&b'\n') || self.end - self.start >= limits.max_head_size {
+                    match parse_head(&b.read[self.start..self.end], &limits, &mut self.head) {
+                        Ok(Some(n)) => return Ok(n),
+                        Ok(None) => {}
+                        Err(rej) => {
+                            tracing::debug!(peer = %self.peer, why = rej.why, "request rejected");
+                            self.reject(rej.status);
+                            return Err(CloseReason::ProtocolError);
+                        }
+                    }
+                }
+                scanned = self.end;
+            }
+            self.make_room(limits.max_head_size + BODY_WINDOW);
+            if self.end == self.bufs().read.len() {
+                self.reject(Status::HEADER_FIELDS_TOO_LARGE);
+                return Err(CloseReason::ProtocolError);
+            }
+            self.flush().await?;
+            let dl = if self.start < self.end { head_deadline.flatten() } else { self.idle_deadline };
+            let b = self.bufs.as_mut().expect("buffers taken above");
+            match read_some(&self.stream, &mut b.read[self.end..], dl).await {
+                Ok(Read::Data(0)) => {
+                    return Err(if self.start < self.end {
+                        CloseReason::ClosedMidRequest
+                    } else {
+                        CloseReason::PeerClosed
+                    })
+                }
+                Ok(Read::Data(n)) => self.end += n,
+                Ok(Read::TimedOut) if self.start < self.end => {
+                    self.reject(Status::REQUEST_TIMEOUT);
+                    return Err(CloseReason::HeaderTimeout);
+                }
+                Ok(Read::TimedOut) => return Err(CloseReason::IdleTimeout),
+                Err(e) => return Err(io_reason(&e)),
+            }
+        }
+    }
+
+    /// Makes free space after `end`: moves unread input to the front, or grows the buffer
+    /// up to `max`.
+    fn make_room(&mut self, max: usize) {
+        let (start, end) = (self.start, self.end);
+        let b = self.bufs();
+        if end < b.read.len() {
+            return;
+        }
+        if start > 0 {
+            b.read.copy_within(start..end, 0);
+            self.end -= start;
+            self.start = 0;
+        } else if b.read.len() < max {
+            let len = (b.read.len() * 2).min(max);
+            b.read.resize(len, 0);
+        }
+    }
+
+    fn plan(&self) -> Plan {
+        let cfg = &*self.w.cfg;
+        let h = &self.head;
+        let last = self.max_requests > 0 && self.served + 1 >= self.max_requests;
+        let close = if self.w.draining.get() {
+            Some(CloseReason::Shutdown)
+        } else if h.conn_close || (h.version == Version::Http10 && !h.conn_keep_alive) {
+            Some(CloseReason::ClientClose)
+        } else if last {
+            Some(CloseReason::MaxRequests)
+        } else if self.expires.is_some_and(|e| Instant::now() >= e) {
+            Some(CloseReason::MaxLifetime)
+        } else {
+            None
+        };
+        Plan {
+            close,
+            http10_keep_alive: h.version == Version::Http10 && h.conn_keep_alive,
+            keep_alive_timeout: (cfg.keep_alive_header && !cfg.idle_timeout.is_zero())
+                .then(|| cfg.idle_timeout.as_secs().max(1)),
+            remaining: (self.max_requests > 0).then(|| self.max_requests - self.served - 1),
+            drain_bytes: cfg.drain_bytes,
+        }
+    }
+
+    /// Runs one request through the handler and encodes its response.
+    async fn exchange(&mut self, head_len: usize) -> Finish {
+        let cfg = &*self.w.cfg;
+        let framing = self.head.framing;
+        let cx = Exchange {
+            plan: self.plan(),
+            is_head: self.head.is_head,
+            version: self.head.version,
+            body: BodyState::default(),
+        };
+        if framing != BodyFraming::Empty {
+            // Keep a window after the head for the body, and send what earlier pipelined
+            // requests produced before waiting on the client for more.
+            let room = self.bufs().read.len() - (self.start + head_len);
+            if room < BODY_WINDOW {
+                let (start, end) = (self.start, self.end);
+                let b = self.bufs();
+                b.read.copy_within(start..end, 0);
+                if b.read.len() < head_len + BODY_WINDOW {
+                    b.read.resize(head_len + BODY_WINDOW, 0);
+                }
+                self.end -= start;
+                self.start = 0;
+            }
+            if let Err(r) = self.flush().await {
+                return Finish::Close(r);
+            }
+        }
+        self.bufs();
+        let Conn { w, stream, peer, bufs, head, start, end, .. } = self;
+        let Some(b) = bufs.as_mut() else { return Finish::Close(CloseReason::IoError) };
+        let head_end = *start + head_len;
+        let (head_area, window) = b.read.split_at_mut(head_end);
+        let body = Body::new(
+            stream,
+            window,
+            *end - head_end,
+            framing,
+            head.expect_continue,
+            (cfg.max_body_size, cfg.max_head_size),
+            (cfg.body_timeout, cfg.write_timeout),
+            &cx.body,
+        );
+        let mut req = Request { head, bytes: &head_area[*start..], peer: *peer, body };
+        let mut res = Response::new(stream, &mut b.write, (&mut b.headers, &mut b.body), &cx, cfg.write_timeout);
+        let result = w.handler.call(&mut req, &mut res).await;
+        let mut finish = res.finish(result);
+        if finish == Finish::KeepAlive && !req.body.discard_buffered() {
+            // Answer first, then discard the rest of the body within the budget.
+            if let Err(e) = flush(stream, &mut b.write, cfg.write_timeout).await {
+                finish = Finish::Close(io_reason(&e));
+            } else if !req.body.discard(cfg.drain_bytes, Instant::now() + cfg.drain_time).await {
+                finish = Finish::Close(CloseReason::UnreadBody);
+            }
+        }
+        *start = head_end + req.body.pos;
+        *end = head_end + req.body.filled;
+        self.served += 1;
+        bump(&self.w.counters().requests);
+        finish
+    }
+
+    /// Flushes what is owed, shuts down the write side and reads what the client still
+    /// sends for a bounded time, so that it sees the response rather than a reset.
+    async fn close(&mut self, reason: CloseReason) {
+        self.set_state(ConnState::Closing);
+        let lingers = !matches!(
+            reason,
+            CloseReason::PeerReset | CloseReason::IoError | CloseReason::WriteTimeout | CloseReason::IdleTimeout
+        );
+        if lingers && self.flush().await.is_ok() {
+            let _ = SockRef::from(&self.stream).shutdown(std::net::Shutdown::Write);
+            if reason != CloseReason::PeerClosed {
+                let until = deadline(self.w.cfg.linger_timeout);
+                self.start = 0;
+                self.end = 0;
+                self.bufs();
+                if let Some(b) = self.bufs.as_mut() {
+                    while let Ok(Read::Data(1..)) = read_some(&self.stream, &mut b.read, until).await {}
+                }
+            }
+        }
+        self.release();
+        self.set_state(ConnState::Closed);
+    }
+}

@@ -1,0 +1,45 @@
+//! The `Date` header line, formatted at most once a second per worker thread.
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// `Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n`
+const LINE_LEN: usize = 6 + 29 + 2;
+
+struct Cached {
+    second: u64,
+    line: [u8; LINE_LEN],
+}
+
+thread_local! {
+    static CACHE: RefCell<Cached> = const { RefCell::new(Cached { second: u64::MAX, line: [0; LINE_LEN] }) };
+}
+
+/// Appends the current `Date` header line to `out`.
+pub(crate) fn write_date_line(out: &mut Vec<u8>) {
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        let now = SystemTime::now();
+        let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if second != c.second {
+            c.second = second;
+            let mut line: &mut [u8] = &mut c.line;
+            // Display of HttpDate writes into the fixed buffer without allocating.
+            let _ = write!(line, "Date: {}\r\n", httpdate::HttpDate::from(now));
+        }
+        out.extend_from_slice(&c.line);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_a_full_line() {
+        let mut out = Vec::new();
+        super::write_date_line(&mut out);
+        let s = std::str::from_utf8(&out).unwrap();
+        assert!(s.starts_with("Date: ") && s.ends_with(" GMT\r\n"), "{s:?}");
+        assert_eq!(out.len(), super::LINE_LEN);
+    }
+}

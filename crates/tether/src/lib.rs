@@ -1,0 +1,56 @@
+//! # tether
+//!
+//! An HTTP/1.1 server engine on tokio whose strength is persistent connections: RFC 9112
+//! keep-alive, pipelining, separate idle, header, body and write timeouts, per-connection
+//! request and lifetime limits, and no heap allocation per request on a reused connection.
+//!
+//! ```no_run
+//! use tether::{Handler, Request, Response, Server};
+//!
+//! struct Hello;
+//! impl Handler for Hello {
+//!     async fn call(&self, _req: &mut Request<'_>, res: &mut Response<'_>) -> std::io::Result<()> {
+//!         res.content_type("text/plain").body_static(b"Hello, World!");
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let server = Server::builder().bind("127.0.0.1:8080")?;
+//! let running = server.spawn(|| Hello)?;
+//! // ... later
+//! running.shutdown()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Data flows one way: socket → read buffer → [`parse`] → [`Handler`] → write buffer →
+//! socket; the connection state machine (`conn`) alone decides whether a connection lives on.
+//!
+//! ## Memory of an idle connection
+//! Between requests a connection gives its read and write buffers back to its worker's pool
+//! (at most `buffer_pool` buffers are kept per worker), so an idle keep-alive connection costs
+//! its socket, its tokio task and its small state machine; see BENCHMARKS.md for the measure.
+
+mod config;
+mod conn;
+mod date;
+pub mod framing;
+mod handler;
+mod io;
+pub mod parse;
+mod pool;
+mod request;
+mod response;
+mod server;
+mod stats;
+mod status;
+mod worker;
+
+pub use config::Config;
+pub use conn::{CloseReason, ConnState};
+pub use handler::Handler;
+pub use parse::Version;
+pub use request::{Body, BodyError, Request};
+pub use response::Response;
+pub use server::{Builder, Running, Server};
+pub use stats::Snapshot;
+pub use status::Status;
