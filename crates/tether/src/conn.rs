@@ -18,10 +18,10 @@ use std::net::SocketAddr;
 
 use socket2::SockRef;
 use tokio::net::TcpStream;
-use tokio::time::{timeout_at, Instant};
+use tokio::time::Instant;
 
 use crate::handler::Handler;
-use crate::io::{deadline, flush, read_some, Read};
+use crate::io::{deadline, flush, read_some, Read, Timer};
 use crate::parse::{parse_head, BodyFraming, Head, Limits, Version};
 use crate::pool::Buffers;
 use crate::request::{Body, BodyState, Request};
@@ -133,7 +133,7 @@ struct Conn<'w, H> {
     stream: TcpStream,
     peer: SocketAddr,
     state: ConnState,
-    bufs: Option<Buffers>,
+    bufs: Option<Box<Buffers>>,
     /// Unread input is `bufs.read[start..end]`.
     start: usize,
     end: usize,
@@ -142,8 +142,11 @@ struct Conn<'w, H> {
     /// This connection's request limit after jitter (0 = unlimited).
     max_requests: u64,
     expires: Option<Instant>,
-    /// When the wait for the next request started to be bounded.
+    /// When the wait for the next request ends.
     idle_deadline: Option<Instant>,
+    timer: Timer,
+    /// This connection's slot in the worker's registry.
+    key: usize,
 }
 
 /// Serves one accepted connection to its end.
@@ -169,9 +172,12 @@ pub(crate) async fn serve<H: Handler>(w: &Worker<H>, stream: TcpStream, peer: So
         max_requests,
         expires,
         idle_deadline: None,
+        timer: Timer::new(),
+        key: w.registry.insert(),
     };
     let reason = c.run().await;
     c.close(reason).await;
+    w.registry.remove(c.key);
     reason
 }
 
@@ -267,23 +273,14 @@ impl<H: Handler> Conn<'_, H> {
             cfg.idle_timeout + cfg.idle_grace
         };
         self.idle_deadline = deadline(timeout);
-        let drain = self.w.drain_notify.notified();
-        tokio::pin!(drain);
-        drain.as_mut().enable();
-        if self.w.draining.get() {
-            return Err(CloseReason::Shutdown);
-        }
-        let readable = async {
-            match self.idle_deadline {
-                Some(d) => timeout_at(d, self.stream.readable()).await,
-                None => Ok(self.stream.readable().await),
-            }
-        };
+        let (registry, key) = (&self.w.registry, self.key);
+        let drain = std::future::poll_fn(|cx| registry.poll_kicked(key, cx));
+        let readable = self.timer.run(self.idle_deadline, self.stream.readable());
         tokio::select! {
             r = readable => match r {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(io_reason(&e)),
-                Err(_) => Err(CloseReason::IdleTimeout),
+                Some(Ok(())) => Ok(()),
+                Some(Err(e)) => Err(io_reason(&e)),
+                None => Err(CloseReason::IdleTimeout),
             },
             _ = drain => Err(CloseReason::Shutdown),
         }
@@ -309,18 +306,15 @@ impl<H: Handler> Conn<'_, H> {
         let limits = self.limits();
         let cfg = &*self.w.cfg;
         let mut head_deadline = None;
-        // Bytes before `scanned` hold no line end that could complete the head.
-        let mut scanned = self.start;
+        // Bytes before `scanned` hold no line end that could complete the head; none are
+        // known at first, so that a head that came in one read is parsed at once.
+        let mut scanned = None;
         self.bufs();
         loop {
             if self.start < self.end {
-                if head_deadline.is_none() {
-                    // Armed at the first byte of every request head.
-                    head_deadline = Some(deadline(cfg.header_timeout));
-                }
                 let b = self.bufs.as_mut().expect("buffers taken above");
-                let new = &b.read[scanned.max(self.start)..self.end];
-                if new.contains(&b'\n') || self.end - self.start >= limits.max_head_size {
+                let new = &b.read[scanned.unwrap_or(self.start).max(self.start)..self.end];
+                if scanned.is_none() || new.contains(&b'\n') || self.end - self.start >= limits.max_head_size {
                     match parse_head(&b.read[self.start..self.end], &limits, &mut self.head) {
                         Ok(Some(n)) => return Ok(n),
                         Ok(None) => {}
@@ -331,7 +325,12 @@ impl<H: Handler> Conn<'_, H> {
                         }
                     }
                 }
-                scanned = self.end;
+                scanned = Some(self.end);
+                if head_deadline.is_none() {
+                    // Armed when the first bytes of a head turn out to be incomplete: the
+                    // time from the first byte to here is one parse.
+                    head_deadline = Some(deadline(cfg.header_timeout));
+                }
             }
             self.make_room(limits.max_head_size + BODY_WINDOW);
             if self.end == self.bufs().read.len() {
@@ -341,7 +340,7 @@ impl<H: Handler> Conn<'_, H> {
             self.flush().await?;
             let dl = if self.start < self.end { head_deadline.flatten() } else { self.idle_deadline };
             let b = self.bufs.as_mut().expect("buffers taken above");
-            match read_some(&self.stream, &mut b.read[self.end..], dl).await {
+            match read_some(&self.stream, &mut b.read[self.end..], &mut self.timer, dl).await {
                 Ok(Read::Data(0)) => {
                     return Err(if self.start < self.end {
                         CloseReason::ClosedMidRequest
@@ -432,7 +431,7 @@ impl<H: Handler> Conn<'_, H> {
             }
         }
         self.bufs();
-        let Conn { w, stream, peer, bufs, head, start, end, .. } = self;
+        let Conn { w, stream, peer, bufs, head, start, end, timer, .. } = self;
         let Some(b) = bufs.as_mut() else { return Finish::Close(CloseReason::IoError) };
         let head_end = *start + head_len;
         let (head_area, window) = b.read.split_at_mut(head_end);
@@ -445,6 +444,7 @@ impl<H: Handler> Conn<'_, H> {
             (cfg.max_body_size, cfg.max_head_size),
             (cfg.body_timeout, cfg.write_timeout),
             &cx.body,
+            timer,
         );
         let mut req = Request { head, bytes: &head_area[*start..], peer: *peer, body };
         let mut res = Response::new(stream, &mut b.write, (&mut b.headers, &mut b.body), &cx, cfg.write_timeout);
@@ -481,7 +481,8 @@ impl<H: Handler> Conn<'_, H> {
                 self.end = 0;
                 self.bufs();
                 if let Some(b) = self.bufs.as_mut() {
-                    while let Ok(Read::Data(1..)) = read_some(&self.stream, &mut b.read, until).await {}
+                    let timer = &mut self.timer;
+                    while let Ok(Read::Data(1..)) = read_some(&self.stream, &mut b.read, timer, until).await {}
                 }
             }
         }

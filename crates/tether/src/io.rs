@@ -3,11 +3,49 @@
 //! Every wait is bounded: reads by a deadline the caller picks (idle, header or body), writes
 //! by the write timeout counted from the last progress.
 
+use std::future::Future;
 use std::io::{self, IoSlice};
+use std::pin::Pin;
 use std::time::Duration;
 
+use tokio::io::Interest;
 use tokio::net::TcpStream;
-use tokio::time::{timeout_at, Instant};
+use tokio::time::{sleep_until, timeout_at, Instant, Sleep};
+
+/// One timer per connection, re-armed lazily: a later deadline leaves the registered timer
+/// alone (when it fires early the wait re-arms it), so steady keep-alive traffic, which
+/// pushes the deadline forward on every request, touches the timer wheel about once per
+/// timeout period rather than once per request.
+pub(crate) struct Timer {
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl Timer {
+    pub fn new() -> Self {
+        Timer { sleep: Box::pin(sleep_until(Instant::now() + Duration::from_secs(86400 * 365))) }
+    }
+
+    /// Runs `fut` until it completes (`Some`) or `deadline` passes (`None`).
+    pub async fn run<F: Future>(&mut self, deadline: Option<Instant>, fut: F) -> Option<F::Output> {
+        let Some(deadline) = deadline else { return Some(fut.await) };
+        tokio::pin!(fut);
+        if self.sleep.deadline() > deadline {
+            self.sleep.as_mut().reset(deadline);
+        }
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut fut => return Some(out),
+                () = self.sleep.as_mut() => {
+                    if Instant::now() >= deadline {
+                        return None;
+                    }
+                    self.sleep.as_mut().reset(deadline);
+                }
+            }
+        }
+    }
+}
 
 /// Outcome of a bounded read.
 pub(crate) enum Read {
@@ -21,21 +59,27 @@ pub(crate) enum Read {
 pub(crate) async fn read_some(
     stream: &TcpStream,
     buf: &mut [u8],
+    timer: &mut Timer,
     deadline: Option<Instant>,
 ) -> io::Result<Read> {
     loop {
         match stream.try_read(buf) {
-            Ok(n) => return Ok(Read::Data(n)),
+            Ok(n) => {
+                if n > 0 && n < buf.len() {
+                    // A short read drained the socket: forget the readiness now rather than
+                    // learn it from a read that fails with EAGAIN (edge-triggered epoll
+                    // reports data that arrives later as a new event).
+                    let _ = stream.try_io(Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
+                }
+                return Ok(Read::Data(n));
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
-        match deadline {
-            Some(d) => match timeout_at(d, stream.readable()).await {
-                Ok(r) => r?,
-                Err(_) => return Ok(Read::TimedOut),
-            },
-            None => stream.readable().await?,
+        match timer.run(deadline, stream.readable()).await {
+            Some(r) => r?,
+            None => return Ok(Read::TimedOut),
         }
     }
 }

@@ -38,6 +38,7 @@ mod handler;
 mod io;
 pub mod parse;
 mod pool;
+mod registry;
 mod request;
 mod response;
 mod server;

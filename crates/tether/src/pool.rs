@@ -24,7 +24,9 @@ pub(crate) struct Buffers {
 }
 
 pub(crate) struct Pool {
-    free: RefCell<Vec<Buffers>>,
+    // Boxed so that handing a set between the pool and a connection moves one pointer.
+    #[allow(clippy::vec_box)]
+    free: RefCell<Vec<Box<Buffers>>>,
     keep: usize,
     read_size: usize,
 }
@@ -37,15 +39,17 @@ impl Pool {
         Pool { free: RefCell::new(Vec::with_capacity(keep)), keep, read_size }
     }
 
-    pub fn take(&self) -> Buffers {
-        self.free.borrow_mut().pop().unwrap_or_else(|| Buffers {
-            read: vec![0; self.read_size],
-            write: Vec::with_capacity(4096),
-            ..Buffers::default()
+    pub fn take(&self) -> Box<Buffers> {
+        self.free.borrow_mut().pop().unwrap_or_else(|| {
+            Box::new(Buffers {
+                read: vec![0; self.read_size],
+                write: Vec::with_capacity(4096),
+                ..Buffers::default()
+            })
         })
     }
 
-    pub fn give(&self, mut b: Buffers) {
+    pub fn give(&self, mut b: Box<Buffers>) {
         let mut free = self.free.borrow_mut();
         if free.len() >= self.keep
             || b.read.len() > MAX_POOLED

@@ -168,8 +168,11 @@ impl Server {
                 local.block_on(&rt, async move {
                     let listener = tokio::net::TcpListener::from_std(listener)?;
                     let w = Rc::new(Worker::new(cfg, make(), stats, index));
-                    worker::run(w, listener, rx).await;
-                    Ok(())
+                    // A task of its own: the future given to `block_on` is polled on every
+                    // tick of the local set, the accept loop only when it has work.
+                    tokio::task::spawn_local(worker::run(w, listener, rx))
+                        .await
+                        .map_err(|_| io::Error::other("the accept loop panicked"))
                 })
             })?;
             threads.push(thread);

@@ -10,6 +10,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 
+use crate::registry::Registry;
+
 use crate::config::Config;
 use crate::conn;
 use crate::handler::Handler;
@@ -24,8 +26,8 @@ pub(crate) struct Worker<H> {
     index: usize,
     /// Set once shutdown starts: responses close, idle connections go.
     pub draining: Cell<bool>,
-    /// Wakes idle connections when draining starts.
-    pub drain_notify: Notify,
+    /// Live connections, reachable while they wait idle.
+    pub registry: Registry,
     live: Cell<usize>,
     all_closed: Notify,
 }
@@ -40,7 +42,7 @@ impl<H: Handler> Worker<H> {
             stats,
             index,
             draining: Cell::new(false),
-            drain_notify: Notify::new(),
+            registry: Registry::default(),
             live: Cell::new(0),
             all_closed: Notify::new(),
         }
@@ -102,7 +104,7 @@ pub(crate) async fn run<H: Handler>(w: Rc<Worker<H>>, listener: TcpListener, mut
     }
     drop(listener);
     w.draining.set(true);
-    w.drain_notify.notify_waiters();
+    w.registry.kick_all();
     if w.live.get() > 0 {
         let _ = tokio::time::timeout(w.cfg.shutdown_timeout, w.all_closed.notified()).await;
     }
