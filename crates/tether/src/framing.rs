@@ -80,7 +80,12 @@ pub struct ChunkedDecoder {
 impl ChunkedDecoder {
     /// A decoder that allows `max_meta` bytes of chunk extensions and trailers in all.
     pub fn new(max_meta: usize) -> Self {
-        ChunkedDecoder { state: State::Size { digits: 0 }, size: 0, meta: 0, max_meta }
+        ChunkedDecoder {
+            state: State::Size { digits: 0 },
+            size: 0,
+            meta: 0,
+            max_meta,
+        }
     }
 
     /// True once the last chunk and the trailer section have been read.
@@ -155,7 +160,8 @@ impl ChunkedDecoder {
                     } else {
                         self.state = State::Data;
                         i += 1;
-                        let n = (input.len() - i).min(usize::try_from(self.size).unwrap_or(usize::MAX));
+                        let n =
+                            (input.len() - i).min(usize::try_from(self.size).unwrap_or(usize::MAX));
                         return Ok(self.data(i, n));
                     }
                 }
@@ -206,13 +212,24 @@ impl ChunkedDecoder {
                         return Err(ChunkError::BadLineEnd);
                     }
                     self.state = State::Done;
-                    return Ok(Step { consumed: i + 1, data: None });
+                    return Ok(Step {
+                        consumed: i + 1,
+                        data: None,
+                    });
                 }
-                State::Done => return Ok(Step { consumed: i, data: None }),
+                State::Done => {
+                    return Ok(Step {
+                        consumed: i,
+                        data: None,
+                    })
+                }
             }
             i += 1;
         }
-        Ok(Step { consumed: i, data: None })
+        Ok(Step {
+            consumed: i,
+            data: None,
+        })
     }
 
     fn data(&mut self, at: usize, n: usize) -> Step {
@@ -220,7 +237,10 @@ impl ChunkedDecoder {
         if self.size == 0 {
             self.state = State::DataCr;
         }
-        Step { consumed: at + n, data: (n > 0).then_some(at..at + n) }
+        Step {
+            consumed: at + n,
+            data: (n > 0).then_some(at..at + n),
+        }
     }
 }
 
@@ -262,7 +282,8 @@ mod tests {
 
     #[test]
     fn decodes_in_any_split() {
-        let input = b"5\r\nhello\r\n6;name=val\r\n world\r\nA\r\n0123456789\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+        let input =
+            b"5\r\nhello\r\n6;name=val\r\n world\r\nA\r\n0123456789\r\n0\r\nX-T: 1\r\n\r\nNEXT";
         for piece in 1..input.len() {
             let (body, used) = decode(input, piece).unwrap();
             assert_eq!(body, b"hello world0123456789");
@@ -275,11 +296,20 @@ mod tests {
         assert_eq!(decode(b"x\r\n", 8).unwrap_err(), ChunkError::BadSize);
         assert_eq!(decode(b"\r\n", 8).unwrap_err(), ChunkError::BadSize);
         assert_eq!(decode(b"5\nhello\r\n", 8).unwrap_err(), ChunkError::BadSize);
-        assert_eq!(decode(b"5\r\nhelloXX", 16).unwrap_err(), ChunkError::BadLineEnd);
-        assert_eq!(decode(b"11111111111111111\r\n", 32).unwrap_err(), ChunkError::BadSize);
+        assert_eq!(
+            decode(b"5\r\nhelloXX", 16).unwrap_err(),
+            ChunkError::BadLineEnd
+        );
+        assert_eq!(
+            decode(b"11111111111111111\r\n", 32).unwrap_err(),
+            ChunkError::BadSize
+        );
         let long_ext = [b"1;".as_slice(), &[b'a'; 100], b"\r\nx\r\n0\r\n\r\n"].concat();
         assert_eq!(decode(&long_ext, 200).unwrap_err(), ChunkError::TooLong);
-        assert_eq!(decode(b"0\r\nX: 1\n\r\n", 16).unwrap_err(), ChunkError::BadLineEnd);
+        assert_eq!(
+            decode(b"0\r\nX: 1\n\r\n", 16).unwrap_err(),
+            ChunkError::BadLineEnd
+        );
     }
 
     #[test]

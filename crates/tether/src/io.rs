@@ -22,12 +22,18 @@ pub(crate) struct Timer {
 
 impl Timer {
     pub fn new() -> Self {
-        Timer { sleep: Box::pin(sleep_until(Instant::now() + Duration::from_secs(86400 * 365))) }
+        Timer {
+            sleep: Box::pin(sleep_until(
+                Instant::now() + Duration::from_secs(86400 * 365),
+            )),
+        }
     }
 
     /// Runs `fut` until it completes (`Some`) or `deadline` passes (`None`).
     pub async fn run<F: Future>(&mut self, deadline: Option<Instant>, fut: F) -> Option<F::Output> {
-        let Some(deadline) = deadline else { return Some(fut.await) };
+        let Some(deadline) = deadline else {
+            return Some(fut.await);
+        };
         tokio::pin!(fut);
         if self.sleep.deadline() > deadline {
             self.sleep.as_mut().reset(deadline);
@@ -69,7 +75,9 @@ pub(crate) async fn read_some(
                     // A short read drained the socket: forget the readiness now rather than
                     // learn it from a read that fails with EAGAIN (edge-triggered epoll
                     // reports data that arrives later as a new event).
-                    let _ = stream.try_io(Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
+                    let _ = stream.try_io(Interest::READABLE, || {
+                        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                    });
                 }
                 return Ok(Read::Data(n));
             }
@@ -129,7 +137,9 @@ pub(crate) async fn write_all(
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => match deadline(timeout) {
-                Some(d) => timeout_at(d, stream.writable()).await.map_err(|_| timed_out())??,
+                Some(d) => timeout_at(d, stream.writable())
+                    .await
+                    .map_err(|_| timed_out())??,
                 None => stream.writable().await?,
             },
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -140,7 +150,11 @@ pub(crate) async fn write_all(
 }
 
 /// Writes `buf` and empties it.
-pub(crate) async fn flush(stream: &TcpStream, buf: &mut Vec<u8>, timeout: Duration) -> io::Result<()> {
+pub(crate) async fn flush(
+    stream: &TcpStream,
+    buf: &mut Vec<u8>,
+    timeout: Duration,
+) -> io::Result<()> {
     if buf.is_empty() {
         return Ok(());
     }

@@ -140,7 +140,8 @@ pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Option
         Err(e) => return Err(map_error(e, buf, limits)),
     };
     if len > limits.max_head_size {
-        return Err(too_long(buf, limits).unwrap_or(reject(Status::HEADER_FIELDS_TOO_LARGE, "head too large")));
+        return Err(too_long(buf, limits)
+            .unwrap_or(reject(Status::HEADER_FIELDS_TOO_LARGE, "head too large")));
     }
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(reject(Status::BAD_REQUEST, "incomplete request line"));
@@ -154,7 +155,11 @@ pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Option
     head.method = range(buf, method.as_bytes());
     head.target = range(buf, target.as_bytes());
     head.path_end = head.target.0 + target.find('?').unwrap_or(target.len()) as u32;
-    head.version = if minor == 0 { Version::Http10 } else { Version::Http11 };
+    head.version = if minor == 0 {
+        Version::Http10
+    } else {
+        Version::Http11
+    };
     head.is_head = method == "HEAD";
     head.conn_close = false;
     head.conn_keep_alive = false;
@@ -169,7 +174,10 @@ pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Option
     let mut hosts = 0u32;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
-        head.fields.push(Field { name: range(buf, name), value: range(buf, h.value) });
+        head.fields.push(Field {
+            name: range(buf, name),
+            value: range(buf, h.value),
+        });
         let value = h.value;
         if name.eq_ignore_ascii_case(b"content-length") {
             // A list of identical values is one value; differing or invalid values are fatal.
@@ -211,7 +219,10 @@ pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Option
             if trim(value).eq_ignore_ascii_case(b"100-continue") {
                 head.expect_continue = true;
             } else {
-                return Err(reject(Status::EXPECTATION_FAILED, "unsupported expectation"));
+                return Err(reject(
+                    Status::EXPECTATION_FAILED,
+                    "unsupported expectation",
+                ));
             }
         }
     }
@@ -227,22 +238,37 @@ pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Option
             return Err(reject(Status::BAD_REQUEST, "Transfer-Encoding in HTTP/1.0"));
         }
         if content_length.is_some() {
-            return Err(reject(Status::BAD_REQUEST, "both Transfer-Encoding and Content-Length"));
+            return Err(reject(
+                Status::BAD_REQUEST,
+                "both Transfer-Encoding and Content-Length",
+            ));
         }
         if te_chunked_count == 0 && te_other {
-            return Err(reject(Status::NOT_IMPLEMENTED, "unsupported transfer coding"));
+            return Err(reject(
+                Status::NOT_IMPLEMENTED,
+                "unsupported transfer coding",
+            ));
         }
         if te_chunked_count != 1 || !te_chunked_last {
-            return Err(reject(Status::BAD_REQUEST, "chunked is not the last transfer coding"));
+            return Err(reject(
+                Status::BAD_REQUEST,
+                "chunked is not the last transfer coding",
+            ));
         }
         if te_other {
-            return Err(reject(Status::NOT_IMPLEMENTED, "unsupported transfer coding"));
+            return Err(reject(
+                Status::NOT_IMPLEMENTED,
+                "unsupported transfer coding",
+            ));
         }
         BodyFraming::Chunked
     } else {
         match content_length {
             Some(n) if n > limits.max_body_size => {
-                return Err(reject(Status::PAYLOAD_TOO_LARGE, "Content-Length above the limit"))
+                return Err(reject(
+                    Status::PAYLOAD_TOO_LARGE,
+                    "Content-Length above the limit",
+                ))
             }
             Some(0) | None => BodyFraming::Empty,
             Some(n) => BodyFraming::Length(n),
@@ -271,7 +297,9 @@ fn too_long(buf: &[u8], limits: &Limits) -> Option<Reject> {
 
 fn map_error(e: httparse::Error, buf: &[u8], limits: &Limits) -> Reject {
     match e {
-        httparse::Error::TooManyHeaders => reject(Status::HEADER_FIELDS_TOO_LARGE, "too many headers"),
+        httparse::Error::TooManyHeaders => {
+            reject(Status::HEADER_FIELDS_TOO_LARGE, "too many headers")
+        }
         httparse::Error::Version => {
             // "HTTP/2.0" or "HTTP/1.2" are versions we do not speak; anything else is garbage.
             if looks_like_http_version(buf) {
@@ -320,8 +348,14 @@ fn parse_content_length(v: &[u8]) -> Option<u64> {
 }
 
 pub(crate) fn trim(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(start, |e| e + 1);
+    let start = v
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t'))
+        .map_or(start, |e| e + 1);
     &v[start..end]
 }
 
@@ -357,8 +391,12 @@ impl Head {
 mod tests {
     use super::*;
 
-    const LIMITS: Limits =
-        Limits { max_head_size: 1024, max_headers: 8, max_uri_len: 256, max_body_size: 1000 };
+    const LIMITS: Limits = Limits {
+        max_head_size: 1024,
+        max_headers: 8,
+        max_uri_len: 256,
+        max_body_size: 1000,
+    };
 
     fn parse(buf: &[u8]) -> Result<Option<usize>, Reject> {
         parse_head(buf, &LIMITS, &mut Head::default())
@@ -371,7 +409,10 @@ mod tests {
     fn complete_and_partial() {
         let buf = b"GET /a?b=c HTTP/1.1\r\nHost: x\r\nConnection: TE, Close\r\n\r\n";
         let mut head = Head::default();
-        assert_eq!(parse_head(buf, &LIMITS, &mut head).unwrap(), Some(buf.len()));
+        assert_eq!(
+            parse_head(buf, &LIMITS, &mut head).unwrap(),
+            Some(buf.len())
+        );
         assert_eq!(head.path(buf), b"/a");
         assert_eq!(head.query(buf), Some(&b"b=c"[..]));
         assert!(head.conn_close);
@@ -388,19 +429,43 @@ mod tests {
 
     #[test]
     fn framing_rules() {
-        assert_eq!(status(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n"), 400);
-        assert_eq!(status(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"), 400);
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
+            400
+        );
         assert!(parse(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\n").is_ok());
         assert_eq!(
             status(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"),
             400
         );
-        assert_eq!(status(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"), 501);
-        assert_eq!(status(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), 501);
-        assert_eq!(status(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), 400);
-        assert_eq!(status(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"), 400);
-        assert_eq!(status(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
-        assert_eq!(status(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n"), 413);
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            501
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            501
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n"),
+            413
+        );
         let mut head = Head::default();
         let buf = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
         parse_head(buf, &LIMITS, &mut head).unwrap();
@@ -416,17 +481,29 @@ mod tests {
         assert_eq!(status(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n"), 505);
         assert_eq!(status(b"GET /\r\n\r\n"), 400);
         assert_eq!(status(b"\x16\x03\x01\x02\x00\x01\x00garbage\r\n\r\n"), 400);
-        assert_eq!(status(b"GET / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n"), 417);
+        assert_eq!(
+            status(b"GET / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n"),
+            417
+        );
         assert!(parse(b"GET / HTTP/1.0\r\n\r\n").is_ok());
     }
 
     #[test]
     fn limits() {
-        let long_uri = [b"GET /".as_slice(), &[b'a'; 300], b" HTTP/1.1\r\nHost: a\r\n\r\n"].concat();
+        let long_uri = [
+            b"GET /".as_slice(),
+            &[b'a'; 300],
+            b" HTTP/1.1\r\nHost: a\r\n\r\n",
+        ]
+        .concat();
         assert_eq!(status(&long_uri), 414);
         let unfinished_line = [b"GET /".as_slice(), &[b'a'; 400]].concat();
         assert_eq!(status(&unfinished_line), 414);
-        let big = [b"GET / HTTP/1.1\r\nHost: a\r\nX: ".as_slice(), &[b'a'; 1100]].concat();
+        let big = [
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: ".as_slice(),
+            &[b'a'; 1100],
+        ]
+        .concat();
         assert_eq!(status(&big), 431);
         let mut many = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
         for i in 0..10 {

@@ -36,7 +36,11 @@ const MAX_POOLED: usize = 64 * 1024;
 
 impl Pool {
     pub fn new(keep: usize, read_size: usize) -> Self {
-        Pool { free: RefCell::new(Vec::with_capacity(keep)), keep, read_size }
+        Pool {
+            free: RefCell::new(Vec::with_capacity(keep)),
+            keep,
+            read_size,
+        }
     }
 
     pub fn take(&self) -> Box<Buffers> {

@@ -36,7 +36,9 @@ impl Registry {
     /// Ready once the connection has been kicked; otherwise remembers the waker.
     pub fn poll_kicked(&self, key: usize, cx: &mut Context<'_>) -> Poll<()> {
         let mut entries = self.entries.borrow_mut();
-        let Some(e) = entries.get_mut(key) else { return Poll::Ready(()) };
+        let Some(e) = entries.get_mut(key) else {
+            return Poll::Ready(());
+        };
         if e.kicked {
             return Poll::Ready(());
         }

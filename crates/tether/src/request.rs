@@ -188,7 +188,9 @@ impl<'a> Body<'a> {
         };
         state.error.set(None);
         body.update_state();
-        state.awaiting_continue.set(expect_continue && !body.is_done() && filled == 0);
+        state
+            .awaiting_continue
+            .set(expect_continue && !body.is_done() && filled == 0);
         body
     }
 
@@ -236,7 +238,9 @@ impl<'a> Body<'a> {
                 let avail = &self.buf[self.pos..self.filled];
                 match &mut self.decode {
                     Decode::Length(remaining) => {
-                        let n = avail.len().min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                        let n = avail
+                            .len()
+                            .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
                         *remaining -= n as u64;
                         let start = self.pos;
                         self.pos += n;
@@ -280,9 +284,21 @@ impl<'a> Body<'a> {
         }
         if self.state.awaiting_continue.get() {
             self.state.awaiting_continue.set(false);
-            write_all(self.io, &mut [b"HTTP/1.1 100 Continue\r\n\r\n"], self.write_timeout).await?;
+            write_all(
+                self.io,
+                &mut [b"HTTP/1.1 100 Continue\r\n\r\n"],
+                self.write_timeout,
+            )
+            .await?;
         }
-        match read_some(self.io, &mut self.buf[self.filled..], self.timer, deadline(self.timeout)).await {
+        match read_some(
+            self.io,
+            &mut self.buf[self.filled..],
+            self.timer,
+            deadline(self.timeout),
+        )
+        .await
+        {
             Ok(Read::Data(0)) => Err(self.fail(BodyError::Closed)),
             Ok(Read::Data(n)) => {
                 self.filled += n;
@@ -303,7 +319,9 @@ impl<'a> Body<'a> {
             return Ok(0);
         }
         let want = out.len();
-        let Some(chunk) = self.chunk().await? else { return Ok(0) };
+        let Some(chunk) = self.chunk().await? else {
+            return Ok(0);
+        };
         let n = chunk.len().min(want);
         out[..n].copy_from_slice(&chunk[..n]);
         let extra = chunk.len() - n;
@@ -344,25 +362,27 @@ impl<'a> Body<'a> {
         if self.state.awaiting_continue.get() {
             return false;
         }
-        let limit = self.max;
+        // Every wait below ends by `until` at the latest: the body timeout is lowered to it.
+        let (limit, timeout) = (self.max, self.timeout);
         self.max = u64::MAX;
-        let ok = tokio::time::timeout_at(until, async {
-            loop {
-                match self.chunk().await {
-                    Ok(None) => return true,
-                    Ok(Some(c)) => {
-                        dropped += c.len() as u64;
-                        if dropped > max_bytes {
-                            return false;
-                        }
-                    }
-                    Err(_) => return false,
-                }
+        let ok = loop {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break false;
             }
-        })
-        .await
-        .unwrap_or(false);
-        self.max = limit;
+            self.timeout = if timeout.is_zero() { left } else { timeout.min(left) };
+            match self.chunk().await {
+                Ok(None) => break true,
+                Ok(Some(c)) => {
+                    dropped += c.len() as u64;
+                    if dropped > max_bytes {
+                        break false;
+                    }
+                }
+                Err(_) => break false,
+            }
+        };
+        (self.max, self.timeout) = (limit, timeout);
         ok
     }
 
@@ -372,7 +392,9 @@ impl<'a> Body<'a> {
             let avail = &self.buf[self.pos..self.filled];
             match &mut self.decode {
                 Decode::Length(remaining) => {
-                    let n = avail.len().min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                    let n = avail
+                        .len()
+                        .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
                     *remaining -= n as u64;
                     self.pos += n;
                 }

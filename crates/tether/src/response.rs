@@ -33,7 +33,10 @@ enum Out {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Building,
-    Streaming { chunked: bool, close: Option<CloseReason> },
+    Streaming {
+        chunked: bool,
+        close: Option<CloseReason>,
+    },
 }
 
 /// How the connection goes on after a response.
@@ -70,14 +73,22 @@ pub struct Response<'a> {
 
 /// Headers the engine writes itself; a handler's copy is dropped.
 fn engine_owned(name: &[u8]) -> bool {
-    [&b"content-length"[..], b"transfer-encoding", b"connection", b"keep-alive", b"date"]
-        .iter()
-        .any(|n| n.eq_ignore_ascii_case(name))
+    [
+        &b"content-length"[..],
+        b"transfer-encoding",
+        b"connection",
+        b"keep-alive",
+        b"date",
+    ]
+    .iter()
+    .any(|n| n.eq_ignore_ascii_case(name))
 }
 
 fn valid_name(name: &[u8]) -> bool {
     !name.is_empty()
-        && name.iter().all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn valid_value(v: &[u8]) -> bool {
@@ -189,7 +200,14 @@ impl<'a> Response<'a> {
         }
         let chunked = self.cx.version == Version::Http11;
         let close = conn::decide(self.cx, self.close, !chunked);
-        self.encode_head(if chunked { Framing::Chunked } else { Framing::None }, close);
+        self.encode_head(
+            if chunked {
+                Framing::Chunked
+            } else {
+                Framing::None
+            },
+            close,
+        );
         self.phase = Phase::Streaming { chunked, close };
         flush(self.io, self.out, self.write_timeout).await
     }
@@ -200,11 +218,18 @@ impl<'a> Response<'a> {
         if data.is_empty() || self.cx.is_head || !self.status.allows_body() {
             return Ok(());
         }
-        let Phase::Streaming { chunked, .. } = self.phase else { return Ok(()) };
+        let Phase::Streaming { chunked, .. } = self.phase else {
+            return Ok(());
+        };
         if chunked {
             let mut size = [0u8; 18];
             let n = hex_line(data.len(), &mut size);
-            write_all(self.io, &mut [&size[..n], data, b"\r\n"], self.write_timeout).await
+            write_all(
+                self.io,
+                &mut [&size[..n], data, b"\r\n"],
+                self.write_timeout,
+            )
+            .await
         } else {
             write_all(self.io, &mut [data], self.write_timeout).await
         }

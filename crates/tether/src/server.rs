@@ -99,7 +99,9 @@ impl Builder {
 
     /// Checks the settings and binds one listening socket per worker (SO_REUSEPORT).
     pub fn bind(self, addr: impl ToSocketAddrs) -> io::Result<Server> {
-        self.config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        self.config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let addr = addr
             .to_socket_addrs()?
             .next()
@@ -111,7 +113,11 @@ impl Builder {
         for _ in 1..self.config.workers {
             listeners.push(listen(local_addr, self.config.backlog)?);
         }
-        Ok(Server { config: Arc::new(self.config), listeners, local_addr })
+        Ok(Server {
+            config: Arc::new(self.config),
+            listeners,
+            local_addr,
+        })
     }
 }
 
@@ -161,23 +167,37 @@ impl Server {
         let (stop, _) = watch::channel(false);
         let mut threads = Vec::new();
         for (index, listener) in self.listeners.into_iter().enumerate() {
-            let (make, stats, cfg, rx) = (make.clone(), stats.clone(), self.config.clone(), stop.subscribe());
-            let thread = std::thread::Builder::new().name(format!("tether-{index}")).spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                let local = tokio::task::LocalSet::new();
-                local.block_on(&rt, async move {
-                    let listener = tokio::net::TcpListener::from_std(listener)?;
-                    let w = Rc::new(Worker::new(cfg, make(), stats, index));
-                    // A task of its own: the future given to `block_on` is polled on every
-                    // tick of the local set, the accept loop only when it has work.
-                    tokio::task::spawn_local(worker::run(w, listener, rx))
-                        .await
-                        .map_err(|_| io::Error::other("the accept loop panicked"))
-                })
-            })?;
+            let (make, stats, cfg, rx) = (
+                make.clone(),
+                stats.clone(),
+                self.config.clone(),
+                stop.subscribe(),
+            );
+            let thread = std::thread::Builder::new()
+                .name(format!("tether-{index}"))
+                .spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    let local = tokio::task::LocalSet::new();
+                    local.block_on(&rt, async move {
+                        let listener = tokio::net::TcpListener::from_std(listener)?;
+                        let w = Rc::new(Worker::new(cfg, make(), stats, index));
+                        // A task of its own: the future given to `block_on` is polled on every
+                        // tick of the local set, the accept loop only when it has work.
+                        tokio::task::spawn_local(worker::run(w, listener, rx))
+                            .await
+                            .map_err(|_| io::Error::other("the accept loop panicked"))
+                    })
+                })?;
             threads.push(thread);
         }
-        Ok(Running { local_addr: self.local_addr, stats, stop, threads })
+        Ok(Running {
+            local_addr: self.local_addr,
+            stats,
+            stop,
+            threads,
+        })
     }
 
     /// Serves until `signal` completes, then stops accepting, lets in-flight requests end
@@ -199,7 +219,10 @@ impl Server {
         F: Future<Output = ()>,
     {
         let running = self.spawn(make)?;
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(signal);
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(signal);
         running.shutdown()
     }
 }

@@ -43,7 +43,9 @@ pub struct Stats {
 
 impl Stats {
     pub(crate) fn new(workers: usize) -> Self {
-        Stats { workers: (0..workers).map(|_| Counters::default()).collect() }
+        Stats {
+            workers: (0..workers).map(|_| Counters::default()).collect(),
+        }
     }
 
     /// Sums the counters now.

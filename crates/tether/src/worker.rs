@@ -71,12 +71,18 @@ impl<H: Handler> Drop for Live<H> {
 fn per_connection(e: &io::Error) -> bool {
     matches!(
         e.kind(),
-        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
     )
 }
 
 /// Accepts until `stop` fires, then drains this worker's connections.
-pub(crate) async fn run<H: Handler>(w: Rc<Worker<H>>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn run<H: Handler>(
+    w: Rc<Worker<H>>,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             biased;
