@@ -519,6 +519,18 @@ impl<H: Handler> Conn<'_, H> {
         finish
     }
 
+    /// True when the client asked for the close and has sent nothing since: it expects the
+    /// close and will not send more, so a plain close cannot reset anything it waits for.
+    /// Closes the server decides on its own always linger: the client may have requests in
+    /// flight.
+    fn quiet_client_close(&mut self, reason: CloseReason) -> bool {
+        if reason != CloseReason::ClientClose || self.start < self.end {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
     /// Flushes what is owed, shuts down the write side and reads what the client still
     /// sends for a bounded time, so that it sees the response rather than a reset.
     async fn close(&mut self, reason: CloseReason) {
@@ -530,7 +542,7 @@ impl<H: Handler> Conn<'_, H> {
                 | CloseReason::WriteTimeout
                 | CloseReason::IdleTimeout
         );
-        if lingers && self.flush().await.is_ok() {
+        if lingers && self.flush().await.is_ok() && !self.quiet_client_close(reason) {
             let _ = SockRef::from(&self.stream).shutdown(std::net::Shutdown::Write);
             if reason != CloseReason::PeerClosed {
                 let until = deadline(self.w.cfg.linger_timeout);
