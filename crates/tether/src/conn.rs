@@ -595,7 +595,14 @@ mod tests {
             let w = Worker::new(Default::default(), Hello, crate::stats::Stats::new(1), 0);
             let fut = serve(&w, stream, peer);
             let n = size(&fut);
-            println!("connection future: {n} bytes; conn {}, exchange {}, body {}, response {}, head {}", std::mem::size_of::<Conn<Hello>>(), std::mem::size_of::<Exchange>(), std::mem::size_of::<Body>(), std::mem::size_of::<Response>(), std::mem::size_of::<Head>());
+            println!(
+                "connection future: {n} bytes; conn {}, exchange {}, body {}, response {}, head {}",
+                std::mem::size_of::<Conn<Hello>>(),
+                std::mem::size_of::<Exchange>(),
+                std::mem::size_of::<Body>(),
+                std::mem::size_of::<Response>(),
+                std::mem::size_of::<Head>()
+            );
             assert!(n <= 1600, "connection future grew to {n} bytes");
         });
     }

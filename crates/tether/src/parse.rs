@@ -55,6 +55,8 @@ pub(crate) struct Field {
 pub struct Head {
     pub(crate) method: (u32, u32),
     pub(crate) target: (u32, u32),
+    /// Where the path starts (after `scheme://authority` in absolute form).
+    pub(crate) path_start: u32,
     /// Where the path ends (`?` or the end of the target).
     pub(crate) path_end: u32,
     pub(crate) fields: Vec<Field>,
@@ -77,6 +79,7 @@ impl Default for Head {
         Head {
             method: (0, 0),
             target: (0, 0),
+            path_start: 0,
             path_end: 0,
             fields: Vec::new(),
             version: Version::Http11,
@@ -155,6 +158,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Option
     head.method = range(buf, method.as_bytes());
     head.target = range(buf, target.as_bytes());
     head.path_end = head.target.0 + target.find('?').unwrap_or(target.len()) as u32;
+    head.path_start = head.target.0 + absolute_form_path(target.as_bytes()) as u32;
     head.version = if minor == 0 {
         Version::Http10
     } else {
@@ -332,6 +336,26 @@ fn looks_like_http_version(buf: &[u8]) -> bool {
     }
 }
 
+/// Offset of the path in an absolute-form target (`http://host/path`, RFC 9112 section
+/// 3.2.2); 0 for every other form.
+fn absolute_form_path(target: &[u8]) -> usize {
+    let scheme_end = match target.iter().position(|&b| b == b':') {
+        Some(i)
+            if target[i..].starts_with(b"://")
+                && target[..i].iter().all(u8::is_ascii_alphabetic) =>
+        {
+            i + 3
+        }
+        _ => return 0,
+    };
+    let rest = &target[scheme_end..];
+    scheme_end
+        + rest
+            .iter()
+            .position(|&b| b == b'/' || b == b'?')
+            .unwrap_or(rest.len())
+}
+
 /// Content-Length is 1*DIGIT: no sign, no spaces inside, no overflow.
 fn parse_content_length(v: &[u8]) -> Option<u64> {
     if v.is_empty() || v.len() > 19 {
@@ -372,7 +396,7 @@ impl Head {
         slice(buf, self.target)
     }
     pub(crate) fn path<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
-        slice(buf, (self.target.0, self.path_end))
+        slice(buf, (self.path_start.min(self.path_end), self.path_end))
     }
     pub(crate) fn query<'b>(&self, buf: &'b [u8]) -> Option<&'b [u8]> {
         (self.path_end < self.target.1).then(|| slice(buf, (self.path_end + 1, self.target.1)))
@@ -417,6 +441,21 @@ mod tests {
         assert_eq!(head.query(buf), Some(&b"b=c"[..]));
         assert!(head.conn_close);
         assert_eq!(parse(&buf[..20]).unwrap(), None);
+    }
+
+    #[test]
+    fn absolute_form_targets() {
+        let buf = b"GET http://example.com:8080/a/b?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n";
+        let mut head = Head::default();
+        parse_head(buf, &LIMITS, &mut head).unwrap();
+        assert_eq!(head.path(buf), b"/a/b");
+        assert_eq!(head.query(buf), Some(&b"q=1"[..]));
+        let buf = b"OPTIONS http://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n";
+        parse_head(buf, &LIMITS, &mut head).unwrap();
+        assert_eq!(head.path(buf), b"");
+        let buf = b"GET /x:y://z HTTP/1.1\r\nHost: a\r\n\r\n";
+        parse_head(buf, &LIMITS, &mut head).unwrap();
+        assert_eq!(head.path(buf), b"/x:y://z");
     }
 
     #[test]

@@ -50,9 +50,13 @@ impl<'a> Request<'a> {
         text(self.head.target(self.bytes))
     }
 
-    /// The path part of the target, without the query.
+    /// The path part of the target, without the query (`/` for an absolute-form target
+    /// without a path).
     pub fn path(&self) -> &str {
-        text(self.head.path(self.bytes))
+        match text(self.head.path(self.bytes)) {
+            "" => "/",
+            path => path,
+        }
     }
 
     /// The query string after `?`, if any.
@@ -282,6 +286,11 @@ impl<'a> Body<'a> {
             self.filled -= self.pos;
             self.pos = 0;
         }
+        if self.filled == self.buf.len() {
+            // Cannot happen: the decoder consumes all framing it is shown, and the window
+            // after the head is never empty. Refuse rather than read into nothing.
+            return Err(self.fail(BodyError::Malformed));
+        }
         if self.state.awaiting_continue.get() {
             self.state.awaiting_continue.set(false);
             write_all(
@@ -370,7 +379,11 @@ impl<'a> Body<'a> {
             if left.is_zero() {
                 break false;
             }
-            self.timeout = if timeout.is_zero() { left } else { timeout.min(left) };
+            self.timeout = if timeout.is_zero() {
+                left
+            } else {
+                timeout.min(left)
+            };
             match self.chunk().await {
                 Ok(None) => break true,
                 Ok(Some(c)) => {
