@@ -92,7 +92,9 @@ pub(crate) struct Plan {
     pub close: Option<CloseReason>,
     /// Echo `Connection: keep-alive` (HTTP/1.0).
     pub http10_keep_alive: bool,
-    /// Advertise `Keep-Alive: timeout=`.
+    /// Send a `Keep-Alive` header on persistent responses.
+    pub keep_alive_header: bool,
+    /// The idle timeout to advertise, in whole seconds.
     pub keep_alive_timeout: Option<u64>,
     /// Requests this connection may still serve after this one (`Keep-Alive: max=`).
     pub remaining: Option<u64>,
@@ -318,7 +320,11 @@ impl<H: Handler> Conn<'_, H> {
 
     /// Queues an error response; the close that follows flushes it.
     fn reject(&mut self, status: Status) {
-        error_response(&mut self.bufs().write, status, false);
+        let (start, end) = (self.start, self.end);
+        let b = self.bufs();
+        // The head may not have parsed, but a HEAD request line is enough to omit the body.
+        let is_head = b.read[start..end].starts_with(b"HEAD ");
+        error_response(&mut b.write, status, is_head);
     }
 
     /// Reads until `bufs.read[start..]` holds a complete head; returns its length.
@@ -326,14 +332,15 @@ impl<H: Handler> Conn<'_, H> {
         let limits = self.limits();
         let cfg = &*self.w.cfg;
         let mut head_deadline = None;
-        // Bytes before `scanned` hold no line end that could complete the head; none are
+        // How many bytes from `start` hold no line end that could complete the head (an
+        // offset from `start`, which moving the input to the front keeps valid); none are
         // known at first, so that a head that came in one read is parsed at once.
         let mut scanned = None;
         self.bufs();
         loop {
             if self.start < self.end {
                 let b = self.bufs.as_mut().expect("buffers taken above");
-                let new = &b.read[scanned.unwrap_or(self.start).max(self.start)..self.end];
+                let new = &b.read[self.start + scanned.unwrap_or(0)..self.end];
                 if scanned.is_none()
                     || new.contains(&b'\n')
                     || self.end - self.start >= limits.max_head_size
@@ -348,7 +355,7 @@ impl<H: Handler> Conn<'_, H> {
                         }
                     }
                 }
-                scanned = Some(self.end);
+                scanned = Some(self.end - self.start);
                 if head_deadline.is_none() {
                     // Armed when the first bytes of a head turn out to be incomplete: the
                     // time from the first byte to here is one parse.
@@ -422,8 +429,10 @@ impl<H: Handler> Conn<'_, H> {
         Plan {
             close,
             http10_keep_alive: h.version == Version::Http10 && h.conn_keep_alive,
-            keep_alive_timeout: (cfg.keep_alive_header && !cfg.idle_timeout.is_zero())
-                .then(|| cfg.idle_timeout.as_secs().max(1)),
+            keep_alive_header: cfg.keep_alive_header,
+            // Whole seconds, rounded down: the advertised timeout must never be longer than
+            // the real one.
+            keep_alive_timeout: Some(cfg.idle_timeout.as_secs()).filter(|&t| t > 0),
             remaining: (self.max_requests > 0).then(|| self.max_requests - self.served - 1),
             drain_bytes: cfg.drain_bytes,
         }

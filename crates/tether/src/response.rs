@@ -308,16 +308,27 @@ impl<'a> Response<'a> {
             if plan.http10_keep_alive {
                 out.extend_from_slice(b"Connection: keep-alive\r\n");
             }
-            if let Some(timeout) = plan.keep_alive_timeout {
-                out.extend_from_slice(b"Keep-Alive: timeout=");
-                out.extend_from_slice(itoa::Buffer::new().format(timeout).as_bytes());
-                if let Some(max) = plan.remaining {
-                    out.extend_from_slice(b", max=");
-                    out.extend_from_slice(itoa::Buffer::new().format(max).as_bytes());
-                }
-                out.extend_from_slice(b"\r\n");
+            if plan.keep_alive_header {
+                keep_alive_line(out, plan.keep_alive_timeout, plan.remaining);
             }
         }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// `Keep-Alive: timeout=N, max=M`, with whichever parameters apply.
+fn keep_alive_line(out: &mut Vec<u8>, timeout: Option<u64>, max: Option<u64>) {
+    let params = [(&b"timeout="[..], timeout), (b"max=", max)];
+    let mut sep: &[u8] = b"Keep-Alive: ";
+    for (name, value) in params {
+        if let Some(v) = value {
+            out.extend_from_slice(sep);
+            out.extend_from_slice(name);
+            out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+            sep = b", ";
+        }
+    }
+    if timeout.is_some() || max.is_some() {
         out.extend_from_slice(b"\r\n");
     }
 }
@@ -396,6 +407,19 @@ mod tests {
         assert!(s.starts_with("HTTP/1.1 414 URI Too Long\r\n"));
         assert!(s.contains("\r\nConnection: close\r\n"));
         assert!(s.ends_with("\r\n\r\nURI Too Long\n"));
+    }
+
+    #[test]
+    fn keep_alive_lines() {
+        let line = |t, m| {
+            let mut out = Vec::new();
+            keep_alive_line(&mut out, t, m);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(line(Some(75), Some(9)), "Keep-Alive: timeout=75, max=9\r\n");
+        assert_eq!(line(Some(75), None), "Keep-Alive: timeout=75\r\n");
+        assert_eq!(line(None, Some(3)), "Keep-Alive: max=3\r\n");
+        assert_eq!(line(None, None), "");
     }
 
     #[test]
