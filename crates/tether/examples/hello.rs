@@ -24,7 +24,9 @@ impl Handler for Hello {
 }
 
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8080".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
     let server = Server::builder().bind(addr)?;
     eprintln!("listening on {}", server.local_addr());
     server.run_until(|| Hello, std::future::pending::<()>())?;

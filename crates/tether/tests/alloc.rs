@@ -1,0 +1,316 @@
+//! Heap allocations per request on a reused connection, counted by a global allocator.
+//!
+//! Every allocation (`alloc`, `alloc_zeroed`, `realloc`) of every thread of this test binary
+//! goes through [`Counting`]. A server runs in-process with one worker; the client is the test
+//! thread itself, with a std `TcpStream`, static requests and a fixed response buffer, so it
+//! allocates nothing while it loops. The counter is read before and after a measured window of
+//! keep-alive requests: whatever allocated in between was the server (or the client, which
+//! would be a bug in this test).
+//!
+//! The tests of this file are serialised by a lock, since they share the counter.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tether::{Handler, Request, Response, Running, Server, Status};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is forwarded unchanged to `System`; only a counter is added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, SeqCst);
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, passed on as is.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, SeqCst);
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, SeqCst);
+        // SAFETY: `ptr` was allocated by this allocator, that is by `System`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by this allocator, that is by `System`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.load(SeqCst)
+}
+
+/// One test at a time: they share the counter.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+const HELLO: &[u8] = b"Hello, World!";
+const ECHO_BODY: &[u8] = b"0123456789abcdef0123456789ABCDEF";
+
+const GET_PLAINTEXT: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: bench\r\n\r\n";
+const POST_ECHO: &[u8] = b"POST /echo HTTP/1.1\r\nHost: bench\r\nContent-Type: application/octet-stream\r\nContent-Length: 32\r\n\r\n0123456789abcdef0123456789ABCDEF";
+const GET_ALLOCATING: &[u8] = b"GET /allocating HTTP/1.1\r\nHost: bench\r\n\r\n";
+
+const WARM_UP: u32 = 1_000;
+const MEASURED: u32 = 10_000;
+
+struct App;
+
+impl Handler for App {
+    async fn call(&self, req: &mut Request<'_>, res: &mut Response<'_>) -> std::io::Result<()> {
+        match req.path() {
+            "/plaintext" => {
+                res.content_type("text/plain").body_static(HELLO);
+            }
+            "/echo" => {
+                res.content_type("application/octet-stream");
+                while let Some(chunk) = req.body().chunk().await? {
+                    res.write(chunk);
+                }
+            }
+            "/allocating" => {
+                // One heap allocation per request, which the counter must see.
+                let owned = std::hint::black_box(String::from(req.path()));
+                res.content_type("text/plain").body_static(HELLO);
+                drop(owned);
+            }
+            _ => {
+                res.status(Status::NOT_FOUND);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn start() -> Running {
+    Server::builder()
+        .workers(1)
+        .max_requests(0)
+        .limit_jitter(0.0)
+        .shutdown_timeout(Duration::from_secs(5))
+        .bind("127.0.0.1:0")
+        .expect("bind")
+        .spawn(|| App)
+        .expect("spawn")
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    // Bounds every read and write of the test: a stuck exchange fails instead of hanging.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .expect("write timeout");
+    stream
+}
+
+/// Room for one response; the responses of this file are far smaller.
+type Buf = [u8; 4096];
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The value of `Content-Length` in a response head, parsed by hand.
+fn content_length(head: &[u8]) -> Option<usize> {
+    const NAME: &[u8] = b"\r\ncontent-length:";
+    let at = head
+        .windows(NAME.len())
+        .position(|w| w.eq_ignore_ascii_case(NAME))?;
+    let mut n: usize = 0;
+    let mut digits = 0;
+    for &b in head[at + NAME.len()..].iter().skip_while(|&&b| b == b' ') {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        n = n.checked_mul(10)?.checked_add(usize::from(b - b'0'))?;
+        digits += 1;
+    }
+    (digits > 0).then_some(n)
+}
+
+/// Sends `request` and reads one `200` response whose body must be `expect`. Allocates
+/// nothing: the request is static, the response lands in `buf`, errors are static strings.
+fn exchange(
+    stream: &mut TcpStream,
+    buf: &mut Buf,
+    request: &'static [u8],
+    expect: &[u8],
+) -> Result<(), &'static str> {
+    stream.write_all(request).map_err(|_| "write failed")?;
+    let mut filled = 0;
+    let (body_start, total) = loop {
+        let n = stream.read(&mut buf[filled..]).map_err(|_| "read failed")?;
+        if n == 0 {
+            return Err("server closed the connection");
+        }
+        filled += n;
+        if let Some(end) = find(&buf[..filled], b"\r\n\r\n") {
+            let head = &buf[..end + 2];
+            if !head.starts_with(b"HTTP/1.1 200 ") {
+                return Err("status is not 200");
+            }
+            let len = content_length(head).ok_or("no Content-Length")?;
+            if len != expect.len() {
+                return Err("Content-Length differs from the expected body");
+            }
+            let total = end + 4 + len;
+            if total > buf.len() {
+                return Err("response larger than the buffer");
+            }
+            break (end + 4, total);
+        }
+        if filled == buf.len() {
+            return Err("head larger than the buffer");
+        }
+    };
+    while filled < total {
+        let n = stream.read(&mut buf[filled..]).map_err(|_| "read failed")?;
+        if n == 0 {
+            return Err("server closed mid-body");
+        }
+        filled += n;
+    }
+    if filled != total {
+        return Err("bytes after the response");
+    }
+    if &buf[body_start..total] != expect {
+        return Err("wrong body");
+    }
+    Ok(())
+}
+
+/// Runs `count` exchanges; on failure reports which one (allocating only then).
+fn exchanges(
+    stream: &mut TcpStream,
+    buf: &mut Buf,
+    count: u32,
+    request: &'static [u8],
+    expect: &[u8],
+) {
+    for i in 0..count {
+        if let Err(why) = exchange(stream, buf, request, expect) {
+            panic!("exchange {i}: {why}");
+        }
+    }
+}
+
+/// Allocations counted over `MEASURED` keep-alive requests after `WARM_UP` ones, all on one
+/// connection.
+fn allocations_over_window(request: &'static [u8], expect: &[u8]) -> u64 {
+    let server = start();
+    let mut stream = connect(server.local_addr());
+    let mut buf: Buf = [0; 4096];
+
+    exchanges(&mut stream, &mut buf, WARM_UP, request, expect);
+    let before = allocations();
+    exchanges(&mut stream, &mut buf, MEASURED, request, expect);
+    let after = allocations();
+
+    let delta = after - before;
+    let stats = server.stats();
+    println!(
+        "{}: {delta} allocations over {MEASURED} requests ({} per request); server: {stats:?}",
+        String::from_utf8_lossy(&request[..request.iter().position(|&b| b == b'\r').unwrap()]),
+        delta as f64 / f64::from(MEASURED),
+    );
+    assert_eq!(stats.accepted, 1, "the client used one connection");
+    assert_eq!(stats.requests, u64::from(WARM_UP + MEASURED));
+    drop(stream);
+    server.shutdown().expect("shutdown");
+    delta
+}
+
+#[test]
+fn plaintext_keep_alive_allocates_nothing_per_request() {
+    let _serial = serial();
+    let delta = allocations_over_window(GET_PLAINTEXT, HELLO);
+    assert_eq!(delta, 0, "allocations over {MEASURED} plaintext requests");
+}
+
+#[test]
+fn echo_keep_alive_allocates_nothing_per_request() {
+    let _serial = serial();
+    let delta = allocations_over_window(POST_ECHO, ECHO_BODY);
+    assert_eq!(delta, 0, "allocations over {MEASURED} echo requests");
+}
+
+/// Proves the counter works: a handler allocating once per request is seen every time.
+#[test]
+fn allocating_handler_is_detected() {
+    let _serial = serial();
+    let delta = allocations_over_window(GET_ALLOCATING, HELLO);
+    assert!(
+        delta >= u64::from(MEASURED),
+        "a handler allocating a String per request went unseen: {delta} allocations over {MEASURED} requests"
+    );
+}
+
+/// Allocations of a whole connection's life (accept, one request, close), reported only.
+#[test]
+fn allocations_per_accepted_connection() {
+    const CONNECTIONS: u64 = 100;
+    let _serial = serial();
+    let server = start();
+    let addr = server.local_addr();
+    let mut buf: Buf = [0; 4096];
+
+    // Warm the worker: its pools, timer wheel and I/O driver.
+    for _ in 0..10 {
+        let mut stream = connect(addr);
+        exchanges(&mut stream, &mut buf, 1, GET_PLAINTEXT, HELLO);
+    }
+    let warm = server.stats().accepted;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    wait_closed(&server, warm, deadline);
+
+    let before = allocations();
+    for i in 1..=CONNECTIONS {
+        let mut stream = connect(addr);
+        exchanges(&mut stream, &mut buf, 1, GET_PLAINTEXT, HELLO);
+        drop(stream);
+        wait_closed(&server, warm + i, deadline);
+    }
+    let after = allocations();
+
+    let stats = server.stats();
+    assert_eq!(stats.accepted, warm + CONNECTIONS, "{stats:?}");
+    let per_connection = (after - before) as f64 / CONNECTIONS as f64;
+    println!(
+        "{} allocations over {CONNECTIONS} connections of one request each: {per_connection} per connection; server: {stats:?}",
+        after - before
+    );
+    assert!(per_connection.is_finite());
+    server.shutdown().expect("shutdown");
+}
+
+/// Waits until the server has closed `count` connections. The counters are plain atomics with
+/// no notification, so this polls them (yielding, without allocating) up to `deadline`.
+fn wait_closed(server: &Running, count: u64, deadline: Instant) {
+    while server.stats().closed < count {
+        if Instant::now() > deadline {
+            panic!("server closed {:?} of {count} connections", server.stats());
+        }
+        std::thread::yield_now();
+    }
+}
