@@ -1,1 +1,49 @@
-fn main() {}
+//! `tether`: the command-line front end of the tether HTTP/1.1 engine.
+//!
+//! `tether serve` runs a small demo application (see [`app`]) on the engine, with every
+//! limit and timeout of [`tether::Config`] as a flag. Further subcommands (a `load`
+//! generator) will sit beside it in [`Command`].
+
+mod app;
+mod duration;
+mod serve;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Serve and measure HTTP/1.1 keep-alive.
+#[derive(Debug, Parser)]
+#[command(name = "tether", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the demo endpoints (/, /plaintext, /json, /echo) until SIGTERM or SIGINT.
+    Serve(serve::ServeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Serve(args) => serve::run(&args),
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
