@@ -177,10 +177,10 @@ pub fn run(args: &ServeArgs) -> ExitCode {
     };
     let addr = server.local_addr();
     match server.run_until(|| App, shutdown_signal(addr, workers)) {
-        Ok(stats) => {
+        Ok(stopped) => {
             info!(
-                accepted = stats.accepted,
-                requests = stats.requests,
+                accepted = stopped.stats.accepted,
+                requests = stopped.stats.requests,
                 "stopped"
             );
             ExitCode::SUCCESS

@@ -25,6 +25,11 @@ use std::time::Duration;
 /// | `drain_budget` | 256 KiB and 1 s | `Connection: close` |
 /// | `linger_timeout` | 2 s | |
 /// | `keep_alive_header` | on | |
+/// | `max_connections` | from `RLIMIT_NOFILE` | evict the oldest idle, else `503` |
+/// | `max_connections_per_ip` | off | `429` |
+/// | `min_idle_age` | 1 s | not evicted or drained before |
+/// | `drain_window` | 5 s | idle connections close (phase 1 of a shutdown) |
+/// | `shutdown_timeout` | 30 s | what remains is cut (phase 2) |
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Worker threads, each with its own current-thread runtime and listening socket.
@@ -70,8 +75,20 @@ pub struct Config {
     pub read_buffer_size: usize,
     /// Buffers each worker keeps for reuse; idle connections hold none of their own.
     pub buffer_pool: usize,
-    /// After shutdown starts, how long in-flight requests may take before connections are cut.
+    /// Hard deadline of a shutdown, counted from its start: what remains is cut.
     pub shutdown_timeout: Duration,
+    /// First phase of a shutdown: idle connections close once idle for `min_idle_age`.
+    pub drain_window: Duration,
+    /// Idle time before a connection may be evicted or closed by a drain, so that a request
+    /// already on its way is not met by a close (like nginx's `keepalive_min_timeout`).
+    pub min_idle_age: Duration,
+    /// Connections over all workers; 0 derives it from `RLIMIT_NOFILE` (nine tenths of the
+    /// soft limit, less 32). At the limit the least recently used idle connection (idle for
+    /// at least `min_idle_age`) is closed for a new one; when there is none the new
+    /// connection gets `503` with `Retry-After: 1` and is closed.
+    pub max_connections: usize,
+    /// Connections per client IP address (0 = no limit); beyond it `429`.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for Config {
@@ -98,6 +115,10 @@ impl Default for Config {
             read_buffer_size: 8 * 1024,
             buffer_pool: 256,
             shutdown_timeout: Duration::from_secs(30),
+            drain_window: Duration::from_secs(5),
+            min_idle_age: Duration::from_secs(1),
+            max_connections: 0,
+            max_connections_per_ip: 0,
         }
     }
 }

@@ -24,6 +24,7 @@ use crate::handler::Handler;
 use crate::io::{deadline, flush, read_some, Read, Timer};
 use crate::parse::{parse_head, BodyFraming, Head, Limits, Version};
 use crate::pool::Buffers;
+use crate::registry::Kick;
 use crate::request::{Body, BodyState, Request};
 use crate::response::{error_response, Exchange, Finish, Response};
 use crate::stats::bump;
@@ -83,6 +84,85 @@ pub enum CloseReason {
     UnreadBody,
     /// The response body was delimited by the close (HTTP/1.0 streaming).
     CloseDelimited,
+    /// Closed while idle to admit a new connection at the connection limit.
+    Evicted,
+}
+
+impl CloseReason {
+    /// Every reason, in the order of their discriminants (the index of counters).
+    pub const ALL: [CloseReason; 18] = [
+        CloseReason::PeerClosed,
+        CloseReason::PeerReset,
+        CloseReason::IdleTimeout,
+        CloseReason::HeaderTimeout,
+        CloseReason::BodyTimeout,
+        CloseReason::WriteTimeout,
+        CloseReason::MaxRequests,
+        CloseReason::MaxLifetime,
+        CloseReason::Shutdown,
+        CloseReason::ProtocolError,
+        CloseReason::IoError,
+        CloseReason::ClosedMidRequest,
+        CloseReason::ClientClose,
+        CloseReason::HandlerClose,
+        CloseReason::HandlerError,
+        CloseReason::UnreadBody,
+        CloseReason::CloseDelimited,
+        CloseReason::Evicted,
+    ];
+
+    /// A stable snake_case name, for metrics and logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CloseReason::PeerClosed => "peer_closed",
+            CloseReason::PeerReset => "peer_reset",
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::HeaderTimeout => "header_timeout",
+            CloseReason::BodyTimeout => "body_timeout",
+            CloseReason::WriteTimeout => "write_timeout",
+            CloseReason::MaxRequests => "max_requests",
+            CloseReason::MaxLifetime => "max_lifetime",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::ProtocolError => "protocol_error",
+            CloseReason::IoError => "io_error",
+            CloseReason::ClosedMidRequest => "closed_mid_request",
+            CloseReason::ClientClose => "client_close",
+            CloseReason::HandlerClose => "handler_close",
+            CloseReason::HandlerError => "handler_error",
+            CloseReason::UnreadBody => "unread_body",
+            CloseReason::CloseDelimited => "close_delimited",
+            CloseReason::Evicted => "evicted",
+        }
+    }
+}
+
+impl ConnState {
+    /// A stable lowercase name, for metrics and logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ConnState::New => "new",
+            ConnState::Active => "active",
+            ConnState::Idle => "idle",
+            ConnState::Closing => "closing",
+            ConnState::Closed => "closed",
+        }
+    }
+}
+
+/// A connection's change of state, as given to the hook set with
+/// [`crate::Builder::on_conn_state`].
+#[derive(Clone, Copy, Debug)]
+pub struct ConnEvent {
+    /// Unique per server.
+    pub id: u64,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The state entered.
+    pub state: ConnState,
+    /// Requests answered on this connection so far.
+    pub requests: u64,
+    /// Why it closed, with `Closed` (and with `Closing`, once known).
+    pub reason: Option<CloseReason>,
 }
 
 /// What is known before the handler runs about how this exchange may end.
@@ -138,7 +218,7 @@ pub(crate) fn decide(
 /// Space kept free after a head for the body.
 const BODY_WINDOW: usize = 4096;
 
-struct Conn<'w, H> {
+struct Conn<'w, H: Handler> {
     w: &'w Worker<H>,
     stream: TcpStream,
     peer: SocketAddr,
@@ -154,9 +234,14 @@ struct Conn<'w, H> {
     expires: Option<Instant>,
     /// When the wait for the next request ends.
     idle_deadline: Option<Instant>,
+    /// When the connection was accepted or last became idle.
+    idle_since: Instant,
     timer: Timer,
     /// This connection's slot in the worker's registry.
     key: usize,
+    id: u64,
+    /// Why it is closing, once decided.
+    reason: Option<CloseReason>,
 }
 
 /// Serves one accepted connection to its end.
@@ -173,8 +258,11 @@ pub(crate) async fn serve<H: Handler>(
     };
     let expires = (!cfg.max_lifetime.is_zero())
         .then(|| Instant::now() + cfg.max_lifetime.mul_f64(jitter(1.0)));
+    let now = Instant::now();
     let mut c = Conn {
         w,
+        id: w.next_id(),
+        reason: None,
         stream,
         peer,
         state: ConnState::New,
@@ -186,12 +274,13 @@ pub(crate) async fn serve<H: Handler>(
         max_requests,
         expires,
         idle_deadline: None,
+        idle_since: now,
         timer: Timer::new(),
-        key: w.registry.insert(),
+        key: w.registry.insert(now),
     };
+    c.announce();
     let reason = c.run().await;
     c.close(reason).await;
-    w.registry.remove(c.key);
     reason
 }
 
@@ -206,10 +295,50 @@ fn io_reason(e: &io::Error) -> CloseReason {
 }
 
 impl<H: Handler> Conn<'_, H> {
-    /// The single place where a connection changes state.
+    /// The single place where a connection changes state: gauges, the registry (and its
+    /// idle order) and the hook all follow from here.
     fn set_state(&mut self, next: ConnState) {
-        if self.state != next {
-            self.state = next;
+        if self.state == next {
+            return;
+        }
+        let w = self.w;
+        w.counters().transition(self.state, next);
+        self.state = next;
+        match next {
+            ConnState::Closed => {
+                w.registry.remove(self.key);
+                w.counters()
+                    .closed(self.reason.unwrap_or(CloseReason::IoError), self.served);
+            }
+            _ => w.registry.set_state(self.key, next, self.idle_since),
+        }
+        self.announce();
+    }
+
+    /// Tells the hook, if any, about the current state.
+    fn announce(&self) {
+        if let Some(hook) = &self.w.hook {
+            hook(&ConnEvent {
+                id: self.id,
+                peer: self.peer,
+                state: self.state,
+                requests: self.served,
+                reason: self.reason,
+            });
+        }
+    }
+
+    /// How long the wait for the next request may last: a new connection must start its
+    /// first request within the header timeout; a persistent one gets the advertised idle
+    /// timeout plus the grace period.
+    fn idle_timeout(&self) -> std::time::Duration {
+        let cfg = &*self.w.cfg;
+        if self.served == 0 {
+            cfg.header_timeout
+        } else if cfg.idle_timeout.is_zero() {
+            cfg.idle_timeout
+        } else {
+            cfg.idle_timeout + cfg.idle_grace
         }
     }
 
@@ -252,6 +381,9 @@ impl<H: Handler> Conn<'_, H> {
                 if self.w.draining.get() {
                     return CloseReason::Shutdown;
                 }
+                self.idle_since = Instant::now();
+                let timeout = self.idle_timeout();
+                self.idle_deadline = (!timeout.is_zero()).then(|| self.idle_since + timeout);
                 self.set_state(if self.served == 0 {
                     ConnState::New
                 } else {
@@ -284,27 +416,36 @@ impl<H: Handler> Conn<'_, H> {
 
     /// Waits, holding no buffer, until the next request starts to arrive.
     async fn wait_for_request(&mut self) -> Result<(), CloseReason> {
-        let cfg = &*self.w.cfg;
-        // A new connection must start its first request within the header timeout; a
-        // persistent one gets the advertised idle timeout plus the grace period.
-        let timeout = if self.served == 0 {
-            cfg.header_timeout
-        } else if cfg.idle_timeout.is_zero() {
-            cfg.idle_timeout
-        } else {
-            cfg.idle_timeout + cfg.idle_grace
-        };
-        self.idle_deadline = deadline(timeout);
-        let (registry, key) = (&self.w.registry, self.key);
-        let drain = std::future::poll_fn(|cx| registry.poll_kicked(key, cx));
-        let readable = self.timer.run(self.idle_deadline, self.stream.readable());
-        tokio::select! {
-            r = readable => match r {
-                Some(Ok(())) => Ok(()),
-                Some(Err(e)) => Err(io_reason(&e)),
-                None => Err(CloseReason::IdleTimeout),
-            },
-            _ = drain => Err(CloseReason::Shutdown),
+        let mut until = self.idle_deadline;
+        // Set while draining: when this connection has been idle for the minimum age.
+        let mut drain_at = None;
+        loop {
+            let (registry, key) = (&self.w.registry, self.key);
+            let kick = std::future::poll_fn(|cx| registry.poll_kick(key, cx));
+            let readable = self.timer.run(until, self.stream.readable());
+            let kick = tokio::select! {
+                r = readable => return match r {
+                    Some(Ok(())) => Ok(()),
+                    Some(Err(e)) => Err(io_reason(&e)),
+                    None if drain_at.is_some_and(|at| Instant::now() >= at) => Err(CloseReason::Shutdown),
+                    None => Err(CloseReason::IdleTimeout),
+                },
+                k = kick => k,
+            };
+            match kick {
+                Kick::Close if self.w.draining.get() => return Err(CloseReason::Shutdown),
+                Kick::Close => return Err(CloseReason::Evicted),
+                Kick::Drain => {
+                    // A request may be on its way on a connection that just went idle:
+                    // give it the minimum idle age before closing.
+                    let at = self.idle_since + self.w.cfg.min_idle_age;
+                    if Instant::now() >= at {
+                        return Err(CloseReason::Shutdown);
+                    }
+                    drain_at = Some(at);
+                    until = Some(until.map_or(at, |u| u.min(at)));
+                }
+            }
         }
     }
 
@@ -543,6 +684,7 @@ impl<H: Handler> Conn<'_, H> {
     /// Flushes what is owed, shuts down the write side and reads what the client still
     /// sends for a bounded time, so that it sees the response rather than a reset.
     async fn close(&mut self, reason: CloseReason) {
+        self.reason = Some(reason);
         self.set_state(ConnState::Closing);
         let lingers = !matches!(
             reason,
@@ -569,6 +711,17 @@ impl<H: Handler> Conn<'_, H> {
         }
         self.release();
         self.set_state(ConnState::Closed);
+    }
+}
+
+impl<H: Handler> Drop for Conn<'_, H> {
+    /// Accounts for a connection whose task ended without its close: cut at the end of a
+    /// shutdown, or unwound by a panicking handler.
+    fn drop(&mut self) {
+        if self.state != ConnState::Closed {
+            self.reason.get_or_insert(CloseReason::Shutdown);
+            self.set_state(ConnState::Closed);
+        }
     }
 }
 
@@ -601,7 +754,8 @@ mod tests {
                 .await
                 .unwrap();
             let peer = stream.local_addr().unwrap();
-            let w = Worker::new(Default::default(), Hello, crate::stats::Stats::new(1), 0);
+            let shared = crate::admission::Shared::new(crate::stats::Stats::new(1), None, 16, 0);
+            let w = Worker::new(Default::default(), Hello, std::sync::Arc::new(shared), 0);
             let fut = serve(&w, stream, peer);
             let n = size(&fut);
             println!(

@@ -30,6 +30,7 @@
 //! (at most `buffer_pool` buffers are kept per worker), so an idle keep-alive connection costs
 //! its socket, its tokio task and its small state machine; see BENCHMARKS.md for the measure.
 
+mod admission;
 mod config;
 mod conn;
 mod date;
@@ -47,11 +48,12 @@ mod status;
 mod worker;
 
 pub use config::Config;
-pub use conn::{CloseReason, ConnState};
+pub use conn::{CloseReason, ConnEvent, ConnState};
 pub use handler::Handler;
 pub use parse::Version;
 pub use request::{Body, BodyError, Request};
 pub use response::Response;
-pub use server::{Builder, Running, Server};
-pub use stats::Snapshot;
+pub use server::{Builder, Handle, Running, Server, Stopped};
+pub use stats::{Snapshot, REQUESTS_PER_CONN_BUCKETS};
 pub use status::Status;
+pub use worker::DrainReport;

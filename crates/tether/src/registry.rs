@@ -1,46 +1,156 @@
-//! Per-worker registry of live connections.
+//! Per-worker registry of live connections: their state, the idle ones in least recently
+//! used order, and the waker of each idle wait.
 //!
-//! Each connection has a slot holding the waker of its idle wait, so that the worker can
-//! reach idle connections (to close them when draining) without a broadcast primitive that
-//! every request would have to subscribe to and unsubscribe from.
+//! The worker reaches connections through it (to evict the oldest idle one when the
+//! connection limit is reached, to close idle ones when draining) without a broadcast that
+//! every request would subscribe to.
 
 use std::cell::RefCell;
 use std::task::{Context, Poll, Waker};
 
 use slab::Slab;
+use tokio::time::Instant;
 
-#[derive(Default)]
-struct Entry {
-    waker: Option<Waker>,
-    kicked: bool,
+use crate::conn::ConnState;
+
+const NIL: usize = usize::MAX;
+
+/// Why the worker woke an idle connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kick {
+    /// Draining: close once idle for the minimum idle age.
+    Drain,
+    /// Close now: evicted for a new connection, or the drain window is over.
+    Close,
 }
 
-#[derive(Default)]
+struct Entry {
+    state: ConnState,
+    /// When the connection last became idle.
+    idle_since: Instant,
+    /// Neighbours in the idle list (oldest first), when idle.
+    prev: usize,
+    next: usize,
+    waker: Option<Waker>,
+    kick: Option<Kick>,
+}
+
+struct Inner {
+    entries: Slab<Entry>,
+    /// Oldest and newest idle connection.
+    head: usize,
+    tail: usize,
+}
+
 pub(crate) struct Registry {
-    entries: RefCell<Slab<Entry>>,
+    inner: RefCell<Inner>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            inner: RefCell::new(Inner {
+                entries: Slab::new(),
+                head: NIL,
+                tail: NIL,
+            }),
+        }
+    }
+}
+
+impl Inner {
+    fn unlink(&mut self, key: usize) {
+        let (prev, next) = (self.entries[key].prev, self.entries[key].next);
+        match prev {
+            NIL => self.head = next,
+            p => self.entries[p].next = next,
+        }
+        match next {
+            NIL => self.tail = prev,
+            n => self.entries[n].prev = prev,
+        }
+        let e = &mut self.entries[key];
+        (e.prev, e.next) = (NIL, NIL);
+    }
+
+    fn push_idle(&mut self, key: usize) {
+        let tail = self.tail;
+        {
+            let e = &mut self.entries[key];
+            (e.prev, e.next) = (tail, NIL);
+        }
+        match tail {
+            NIL => self.head = key,
+            t => self.entries[t].next = key,
+        }
+        self.tail = key;
+    }
+
+    fn kick(&mut self, key: usize, kick: Kick) {
+        self.entries[key].kick(kick);
+    }
+}
+
+impl Entry {
+    fn kick(&mut self, kick: Kick) {
+        // A close order is never weakened into a drain.
+        if self.kick != Some(Kick::Close) {
+            self.kick = Some(kick);
+        }
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
 }
 
 impl Registry {
-    /// Adds a connection; returns its key.
-    pub fn insert(&self) -> usize {
-        self.entries.borrow_mut().insert(Entry::default())
+    /// Adds a new connection; returns its key.
+    pub fn insert(&self, now: Instant) -> usize {
+        self.inner.borrow_mut().entries.insert(Entry {
+            state: ConnState::New,
+            idle_since: now,
+            prev: NIL,
+            next: NIL,
+            waker: None,
+            kick: None,
+        })
     }
 
     pub fn remove(&self, key: usize) {
-        let mut entries = self.entries.borrow_mut();
-        if entries.contains(key) {
-            entries.remove(key);
+        let mut inner = self.inner.borrow_mut();
+        if !inner.entries.contains(key) {
+            return;
+        }
+        if inner.entries[key].state == ConnState::Idle {
+            inner.unlink(key);
+        }
+        inner.entries.remove(key);
+    }
+
+    /// Records a state change; `now` is when an idle period starts.
+    pub fn set_state(&self, key: usize, state: ConnState, now: Instant) {
+        let mut inner = self.inner.borrow_mut();
+        let Some(e) = inner.entries.get_mut(key) else {
+            return;
+        };
+        let was = std::mem::replace(&mut e.state, state);
+        if was == ConnState::Idle {
+            inner.unlink(key);
+        }
+        if state == ConnState::Idle {
+            inner.entries[key].idle_since = now;
+            inner.push_idle(key);
         }
     }
 
-    /// Ready once the connection has been kicked; otherwise remembers the waker.
-    pub fn poll_kicked(&self, key: usize, cx: &mut Context<'_>) -> Poll<()> {
-        let mut entries = self.entries.borrow_mut();
-        let Some(e) = entries.get_mut(key) else {
-            return Poll::Ready(());
+    /// Takes the kick addressed to this connection, or remembers the waker of its wait.
+    pub fn poll_kick(&self, key: usize, cx: &mut Context<'_>) -> Poll<Kick> {
+        let mut inner = self.inner.borrow_mut();
+        let Some(e) = inner.entries.get_mut(key) else {
+            return Poll::Ready(Kick::Close);
         };
-        if e.kicked {
-            return Poll::Ready(());
+        if let Some(k) = e.kick.take() {
+            return Poll::Ready(k);
         }
         match &e.waker {
             Some(w) if w.will_wake(cx.waker()) => {}
@@ -49,17 +159,79 @@ impl Registry {
         Poll::Pending
     }
 
-    /// Kicks every connection: those waiting idle wake up and see why.
-    pub fn kick_all(&self) {
-        let wakers: Vec<Waker> = self
+    /// Closes the least recently used idle connection if it has been idle for `min_age`;
+    /// returns whether one was chosen.
+    pub fn evict_oldest_idle(&self, now: Instant, min_age: std::time::Duration) -> bool {
+        let mut inner = self.inner.borrow_mut();
+        let mut key = inner.head;
+        // Entries already told to close are on their way out: look past them.
+        while key != NIL && inner.entries[key].kick == Some(Kick::Close) {
+            key = inner.entries[key].next;
+        }
+        if key == NIL || now.saturating_duration_since(inner.entries[key].idle_since) < min_age {
+            return false;
+        }
+        inner.kick(key, Kick::Close);
+        true
+    }
+
+    /// Kicks every connection (idle ones wake; the others see it at their next idle wait).
+    pub fn kick_all(&self, kick: Kick) {
+        for (_, e) in self.inner.borrow_mut().entries.iter_mut() {
+            e.kick(kick);
+        }
+    }
+
+    /// Connections in the middle of a request.
+    pub fn active_count(&self) -> usize {
+        self.inner
+            .borrow()
             .entries
-            .borrow_mut()
-            .iter_mut()
-            .filter_map(|(_, e)| {
-                e.kicked = true;
-                e.waker.take()
-            })
-            .collect();
-        wakers.into_iter().for_each(Waker::wake);
+            .iter()
+            .filter(|(_, e)| e.state == ConnState::Active)
+            .count()
+    }
+
+    /// Live connections.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.inner.borrow().entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn evicts_the_least_recently_idle_after_the_minimum_age() {
+        let r = Registry::default();
+        let t0 = Instant::now();
+        let a = r.insert(t0);
+        let b = r.insert(t0);
+        let c = r.insert(t0);
+        r.set_state(a, ConnState::Idle, t0);
+        r.set_state(b, ConnState::Idle, t0 + Duration::from_secs(1));
+        r.set_state(c, ConnState::Idle, t0 + Duration::from_secs(2));
+        // a becomes active again: b is now the oldest idle connection.
+        r.set_state(a, ConnState::Active, t0 + Duration::from_secs(3));
+        let min = Duration::from_secs(1);
+        assert!(!r.evict_oldest_idle(t0 + Duration::from_millis(1500), min));
+        assert!(r.evict_oldest_idle(t0 + Duration::from_secs(3), min));
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        assert_eq!(r.poll_kick(b, &mut cx), Poll::Ready(Kick::Close));
+        assert_eq!(r.poll_kick(c, &mut cx), Poll::Pending);
+        // b closes; c is next.
+        r.set_state(b, ConnState::Closing, t0);
+        assert!(r.evict_oldest_idle(t0 + Duration::from_secs(4), min));
+        // c is still listed idle but already told to close: nothing else to evict.
+        assert!(!r.evict_oldest_idle(t0 + Duration::from_secs(5), min));
+        assert_eq!(r.poll_kick(c, &mut cx), Poll::Ready(Kick::Close));
+        r.remove(b);
+        r.remove(c);
+        assert!(!r.evict_oldest_idle(t0 + Duration::from_secs(9), min));
+        assert_eq!(r.len(), 1);
     }
 }

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -11,10 +12,12 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 
+use crate::admission::{default_max_connections, Hook, Shared};
 use crate::config::Config;
+use crate::conn::ConnEvent;
 use crate::handler::Handler;
 use crate::stats::{Snapshot, Stats};
-use crate::worker::{self, Worker};
+use crate::worker::{self, DrainReport, Worker};
 
 /// Builds a [`Server`]: every setting of [`Config`], then [`Builder::bind`].
 ///
@@ -28,9 +31,19 @@ use crate::worker::{self, Worker};
 /// println!("listening on {}", server.local_addr());
 /// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Builder {
     config: Config,
+    hook: Option<Hook>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("config", &self.config)
+            .field("hook", &self.hook.is_some())
+            .finish()
+    }
 }
 
 macro_rules! setters {
@@ -87,8 +100,32 @@ impl Builder {
         read_buffer_size: usize;
         /// Buffers pooled per worker (default 256).
         buffer_pool: usize;
-        /// Time in-flight requests get after shutdown starts (default 30 s).
+        /// Hard deadline of a shutdown, from its start (default 30 s).
         shutdown_timeout: Duration;
+        /// Drain window of a shutdown, during which idle connections close once idle for
+        /// `min_idle_age` (default 5 s).
+        drain_window: Duration;
+        /// Idle time before an idle connection may be evicted or drained (default 1 s).
+        min_idle_age: Duration;
+        /// Connections over all workers (default 0: derived from `RLIMIT_NOFILE`).
+        max_connections: usize;
+        /// Connections per client IP address (default 0: no limit).
+        max_connections_per_ip: usize;
+    }
+
+    /// Calls `hook` on every change of a connection's state (on the worker thread that
+    /// owns the connection; keep it short).
+    ///
+    /// ```
+    /// let builder = tether::Server::builder().on_conn_state(|e| {
+    ///     if let Some(reason) = e.reason {
+    ///         eprintln!("connection {} from {}: {:?} ({:?})", e.id, e.peer, e.state, reason);
+    ///     }
+    /// });
+    /// ```
+    pub fn on_conn_state(mut self, hook: impl Fn(&ConnEvent) + Send + Sync + 'static) -> Self {
+        self.hook = Some(Arc::new(hook));
+        self
     }
 
     /// Replaces the whole configuration.
@@ -113,10 +150,21 @@ impl Builder {
         for _ in 1..self.config.workers {
             listeners.push(listen(local_addr, self.config.backlog)?);
         }
+        let max_connections = match self.config.max_connections {
+            0 => default_max_connections(),
+            n => n,
+        };
+        let shared = Arc::new(Shared::new(
+            Stats::new(listeners.len()),
+            self.hook,
+            max_connections,
+            self.config.max_connections_per_ip,
+        ));
         Ok(Server {
             config: Arc::new(self.config),
             listeners,
             local_addr,
+            shared,
         })
     }
 }
@@ -132,11 +180,55 @@ fn listen(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener> {
 }
 
 /// A bound server, ready to run.
-#[derive(Debug)]
 pub struct Server {
     config: Arc<Config>,
     listeners: Vec<std::net::TcpListener>,
     local_addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A view of a server for the application: its counters and whether it is draining. Cheap
+/// to clone and to move into handlers (a readiness probe answers 503 once draining).
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Handle {
+    /// The counters, summed over workers.
+    pub fn stats(&self) -> Snapshot {
+        self.shared.stats.snapshot()
+    }
+
+    /// True from the start of a shutdown.
+    pub fn is_draining(&self) -> bool {
+        self.shared.draining.load(Ordering::Relaxed)
+    }
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("draining", &self.is_draining())
+            .finish()
+    }
+}
+
+/// What a server did, returned when it has stopped.
+#[derive(Clone, Debug)]
+pub struct Stopped {
+    /// The final counters.
+    pub stats: Snapshot,
+    /// What the shutdown completed and cut.
+    pub drain: DrainReport,
 }
 
 impl Server {
@@ -155,6 +247,13 @@ impl Server {
         &self.config
     }
 
+    /// A handle on the counters and the drain state, for the application.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            shared: self.shared.clone(),
+        }
+    }
+
     /// Starts the workers in the background; `make` builds each worker's handler on that
     /// worker's thread.
     pub fn spawn<M, H>(self, make: M) -> io::Result<Running>
@@ -163,13 +262,12 @@ impl Server {
         H: Handler,
     {
         let make = Arc::new(make);
-        let stats = Stats::new(self.listeners.len());
         let (stop, _) = watch::channel(false);
         let mut threads = Vec::new();
         for (index, listener) in self.listeners.into_iter().enumerate() {
-            let (make, stats, cfg, rx) = (
+            let (make, shared, cfg, rx) = (
                 make.clone(),
-                stats.clone(),
+                self.shared.clone(),
                 self.config.clone(),
                 stop.subscribe(),
             );
@@ -182,7 +280,7 @@ impl Server {
                     let local = tokio::task::LocalSet::new();
                     local.block_on(&rt, async move {
                         let listener = tokio::net::TcpListener::from_std(listener)?;
-                        let w = Rc::new(Worker::new(cfg, make(), stats, index));
+                        let w = Rc::new(Worker::new(cfg, make(), shared, index));
                         // A task of its own: the future given to `block_on` is polled on every
                         // tick of the local set, the accept loop only when it has work.
                         tokio::task::spawn_local(worker::run(w, listener, rx))
@@ -194,14 +292,13 @@ impl Server {
         }
         Ok(Running {
             local_addr: self.local_addr,
-            stats,
+            shared: self.shared,
             stop,
             threads,
         })
     }
 
-    /// Serves until `signal` completes, then stops accepting, lets in-flight requests end
-    /// (within the shutdown timeout) and returns.
+    /// Serves until `signal` completes, then shuts down as [`Running::shutdown`] does.
     ///
     /// ```no_run
     /// # struct App;
@@ -212,7 +309,7 @@ impl Server {
     /// server.run_until(|| App, std::future::pending::<()>())?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn run_until<M, H, F>(self, make: M, signal: F) -> io::Result<Snapshot>
+    pub fn run_until<M, H, F>(self, make: M, signal: F) -> io::Result<Stopped>
     where
         M: Fn() -> H + Send + Sync + 'static,
         H: Handler,
@@ -228,12 +325,19 @@ impl Server {
 }
 
 /// A server whose workers are running.
-#[derive(Debug)]
 pub struct Running {
     local_addr: SocketAddr,
-    stats: Stats,
+    shared: Arc<Shared>,
     stop: watch::Sender<bool>,
-    threads: Vec<JoinHandle<io::Result<()>>>,
+    threads: Vec<JoinHandle<io::Result<DrainReport>>>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Running {
@@ -244,27 +348,54 @@ impl Running {
 
     /// The counters, summed over workers.
     pub fn stats(&self) -> Snapshot {
-        self.stats.snapshot()
+        self.shared.stats.snapshot()
     }
 
-    /// Stops accepting, lets connections finish within the shutdown timeout, and waits for
-    /// the workers. Returns the final counters.
-    pub fn shutdown(mut self) -> io::Result<Snapshot> {
-        self.stop_and_join()?;
-        Ok(self.stats.snapshot())
+    /// A handle on the counters and the drain state.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            shared: self.shared.clone(),
+        }
     }
 
-    fn stop_and_join(&mut self) -> io::Result<()> {
+    /// Shuts down in two phases and waits for the workers.
+    ///
+    /// At once the listeners close (a new instance bound to the same port with
+    /// SO_REUSEPORT takes the new connections) and [`Handle::is_draining`] turns true.
+    /// Phase 1, the drain window (`drain_window`, 5 s): connections stay open, every
+    /// response carries `Connection: close`, requests pipelined behind it are not started,
+    /// and idle connections are closed once idle for `min_idle_age` (lingering close).
+    /// Phase 2, until the hard deadline (`shutdown_timeout`, 30 s from the start): idle
+    /// connections close at once and requests in flight may finish; whatever remains at the
+    /// deadline is cut. The counts of what completed and what was cut are logged and
+    /// returned.
+    pub fn shutdown(mut self) -> io::Result<Stopped> {
+        let drain = self.stop_and_join()?;
+        let stats = self.shared.stats.snapshot();
+        tracing::info!(
+            connections = drain.connections,
+            requests_completed = drain.requests_completed,
+            connections_closed = drain.connections_closed,
+            connections_cut = drain.connections_cut,
+            requests_cut = drain.requests_cut,
+            "shutdown complete"
+        );
+        Ok(Stopped { stats, drain })
+    }
+
+    fn stop_and_join(&mut self) -> io::Result<DrainReport> {
+        self.shared.draining.store(true, Ordering::Relaxed);
         let _ = self.stop.send(true);
+        let mut report = DrainReport::default();
         let mut result = Ok(());
         for t in self.threads.drain(..) {
             match t.join() {
-                Ok(Ok(())) => {}
+                Ok(Ok(r)) => report += r,
                 Ok(Err(e)) => result = Err(e),
                 Err(_) => result = Err(io::Error::other("a worker thread panicked")),
             }
         }
-        result
+        result.map(|()| report)
     }
 }
 

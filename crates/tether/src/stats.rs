@@ -1,41 +1,199 @@
 //! Counters, one set per worker (a single writer each), summed when read.
 
+use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-/// One worker's counters. Only its own thread writes them, so an increment is a plain load
-/// and store, not a locked read-modify-write.
+use crate::conn::{CloseReason, ConnState};
+
+/// Upper bounds of the requests-per-connection histogram buckets (the last is unbounded).
+pub const REQUESTS_PER_CONN_BUCKETS: [u64; 16] = [
+    0,
+    1,
+    2,
+    4,
+    8,
+    16,
+    32,
+    64,
+    128,
+    256,
+    512,
+    1024,
+    4096,
+    16384,
+    65536,
+    u64::MAX,
+];
+
+/// Gauged states: every state but `Closed`.
+const GAUGED: [ConnState; 4] = [
+    ConnState::New,
+    ConnState::Active,
+    ConnState::Idle,
+    ConnState::Closing,
+];
+
+fn gauge_index(s: ConnState) -> Option<usize> {
+    GAUGED.iter().position(|&g| g == s)
+}
+
+/// One worker's counters. Only its own thread writes them, so an update is a plain load and
+/// store, not a locked read-modify-write.
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub(crate) struct Counters {
     pub accepted: AtomicU64,
-    pub closed: AtomicU64,
+    pub refused: AtomicU64,
     pub requests: AtomicU64,
+    states: [AtomicU64; 4],
+    closed: [AtomicU64; CloseReason::ALL.len()],
+    per_conn: [AtomicU64; REQUESTS_PER_CONN_BUCKETS.len()],
+    per_conn_sum: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64) {
     c.store(c.load(Relaxed) + 1, Relaxed);
 }
 
+fn drop_one(c: &AtomicU64) {
+    c.store(c.load(Relaxed).saturating_sub(1), Relaxed);
+}
+
+impl Counters {
+    /// Moves one connection from state `from` to `to` in the gauges.
+    pub fn transition(&self, from: ConnState, to: ConnState) {
+        if let Some(i) = gauge_index(from) {
+            drop_one(&self.states[i]);
+        }
+        if let Some(i) = gauge_index(to) {
+            bump(&self.states[i]);
+        }
+    }
+
+    /// Records a closed connection: its reason and how many requests it served.
+    pub fn closed(&self, reason: CloseReason, requests: u64) {
+        bump(&self.closed[reason as usize]);
+        let bucket = REQUESTS_PER_CONN_BUCKETS
+            .iter()
+            .position(|&le| requests <= le)
+            .unwrap_or(0);
+        bump(&self.per_conn[bucket]);
+        self.per_conn_sum
+            .store(self.per_conn_sum.load(Relaxed) + requests, Relaxed);
+    }
+}
+
 /// A point-in-time sum of every worker's counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
-    /// Connections accepted.
+    /// Connections accepted (admitted).
     pub accepted: u64,
-    /// Connections closed.
+    /// Connections refused at the connection limits.
+    pub refused: u64,
+    /// Connections closed, for any reason.
     pub closed: u64,
     /// Requests answered.
     pub requests: u64,
+    /// Connections now in `New`, `Active`, `Idle` and `Closing`, in that order.
+    pub states: [u64; 4],
+    /// Connections closed per reason, indexed like [`CloseReason::ALL`].
+    pub closed_by: [u64; CloseReason::ALL.len()],
+    /// Closed connections per requests served, counted in the buckets of
+    /// [`REQUESTS_PER_CONN_BUCKETS`] (not cumulative).
+    pub requests_per_conn: [u64; REQUESTS_PER_CONN_BUCKETS.len()],
+    /// Requests served by the closed connections, in all.
+    pub requests_per_conn_sum: u64,
 }
 
 impl Snapshot {
     /// Connections open now.
     pub fn open(&self) -> u64 {
-        self.accepted.saturating_sub(self.closed)
+        self.states.iter().sum()
+    }
+
+    /// Connections now in `state` (0 for `Closed`).
+    pub fn in_state(&self, state: ConnState) -> u64 {
+        gauge_index(state).map_or(0, |i| self.states[i])
+    }
+
+    /// Connections closed for `reason`.
+    pub fn closed_for(&self, reason: CloseReason) -> u64 {
+        self.closed_by[reason as usize]
+    }
+
+    /// The counters in the Prometheus text exposition format.
+    ///
+    /// ```
+    /// let text = tether::Snapshot::default().to_prometheus();
+    /// assert!(text.contains("tether_connections_accepted_total 0"));
+    /// ```
+    pub fn to_prometheus(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let mut metric = |name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        metric(
+            "tether_connections_accepted_total",
+            "counter",
+            "Connections accepted.",
+        );
+        metric(
+            "tether_connections_refused_total",
+            "counter",
+            "Connections refused at a connection limit.",
+        );
+        metric("tether_requests_total", "counter", "Requests answered.");
+        metric("tether_connections", "gauge", "Open connections by state.");
+        metric(
+            "tether_connections_closed_total",
+            "counter",
+            "Connections closed, by reason.",
+        );
+        metric(
+            "tether_requests_per_connection",
+            "histogram",
+            "Requests served by each closed connection.",
+        );
+        let _ = writeln!(out, "tether_connections_accepted_total {}", self.accepted);
+        let _ = writeln!(out, "tether_connections_refused_total {}", self.refused);
+        let _ = writeln!(out, "tether_requests_total {}", self.requests);
+        for (s, n) in GAUGED.iter().zip(self.states) {
+            let _ = writeln!(out, "tether_connections{{state=\"{}\"}} {n}", s.name());
+        }
+        for (r, n) in CloseReason::ALL.iter().zip(self.closed_by) {
+            let _ = writeln!(
+                out,
+                "tether_connections_closed_total{{reason=\"{}\"}} {n}",
+                r.name()
+            );
+        }
+        let mut cumulative = 0;
+        for (le, n) in REQUESTS_PER_CONN_BUCKETS.iter().zip(self.requests_per_conn) {
+            cumulative += n;
+            if *le == u64::MAX {
+                let _ = writeln!(
+                    out,
+                    "tether_requests_per_connection_bucket{{le=\"+Inf\"}} {cumulative}"
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "tether_requests_per_connection_bucket{{le=\"{le}\"}} {cumulative}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "tether_requests_per_connection_sum {}",
+            self.requests_per_conn_sum
+        );
+        let _ = writeln!(out, "tether_requests_per_connection_count {cumulative}");
+        out
     }
 }
 
-/// Read side of the counters of a running server.
+/// Read side of the counters of a server: cheap to clone and to send to other threads.
 #[derive(Clone, Debug)]
 pub struct Stats {
     pub(crate) workers: Arc<[Counters]>,
@@ -53,9 +211,20 @@ impl Stats {
         let mut s = Snapshot::default();
         for w in self.workers.iter() {
             s.accepted += w.accepted.load(Relaxed);
-            s.closed += w.closed.load(Relaxed);
+            s.refused += w.refused.load(Relaxed);
             s.requests += w.requests.load(Relaxed);
+            for (a, b) in s.states.iter_mut().zip(&w.states) {
+                *a += b.load(Relaxed);
+            }
+            for (a, b) in s.closed_by.iter_mut().zip(&w.closed) {
+                *a += b.load(Relaxed);
+            }
+            for (a, b) in s.requests_per_conn.iter_mut().zip(&w.per_conn) {
+                *a += b.load(Relaxed);
+            }
+            s.requests_per_conn_sum += w.per_conn_sum.load(Relaxed);
         }
+        s.closed = s.closed_by.iter().sum();
         s
     }
 }

@@ -3,64 +3,93 @@
 
 use std::cell::Cell;
 use std::io;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use socket2::SockRef;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
 
-use crate::registry::Registry;
-
+use crate::admission::{Hook, Shared, Ticket};
 use crate::config::Config;
 use crate::conn;
 use crate::handler::Handler;
 use crate::pool::Pool;
-use crate::stats::{bump, Counters, Stats};
+use crate::registry::{Kick, Registry};
+use crate::stats::{bump, Counters};
+use crate::status::Status;
 
 pub(crate) struct Worker<H> {
     pub cfg: Arc<Config>,
     pub handler: H,
     pub pool: Pool,
-    stats: Stats,
+    pub shared: Arc<Shared>,
     index: usize,
     /// Set once shutdown starts: responses close, idle connections go.
     pub draining: Cell<bool>,
     /// Live connections, reachable while they wait idle.
     pub registry: Registry,
+    /// Hook for state changes, if the application set one.
+    pub hook: Option<Hook>,
+    next_id: Cell<u64>,
     live: Cell<usize>,
     all_closed: Notify,
 }
 
 impl<H: Handler> Worker<H> {
-    pub fn new(cfg: Arc<Config>, handler: H, stats: Stats, index: usize) -> Self {
+    pub fn new(cfg: Arc<Config>, handler: H, shared: Arc<Shared>, index: usize) -> Self {
         let pool = Pool::new(cfg.buffer_pool, cfg.read_buffer_size);
         Worker {
+            hook: shared.hook.clone(),
             cfg,
             handler,
             pool,
-            stats,
+            shared,
             index,
             draining: Cell::new(false),
             registry: Registry::default(),
+            next_id: Cell::new(0),
             live: Cell::new(0),
             all_closed: Notify::new(),
         }
     }
 
     pub fn counters(&self) -> &Counters {
-        &self.stats.workers[self.index]
+        &self.shared.stats.workers[self.index]
+    }
+
+    /// An id unique across the workers of a server.
+    pub fn next_id(&self) -> u64 {
+        let n = self.next_id.get();
+        self.next_id.set(n + 1);
+        n * self.shared.stats.workers.len() as u64 + self.index as u64
+    }
+
+    /// Admits a connection within the limits, evicting the least recently used idle
+    /// connection of this worker when the server is full.
+    fn admit(&self, peer: SocketAddr) -> Result<Ticket, Status> {
+        let cfg = &*self.cfg;
+        self.shared.admit(peer.ip(), || {
+            self.registry
+                .evict_oldest_idle(Instant::now(), cfg.min_idle_age)
+        })
     }
 }
 
-/// Decrements the live count even if a handler panics and its task is torn down.
-struct Live<H: Handler>(Rc<Worker<H>>);
+/// Holds a connection's place in the live count (and its admission ticket) even if a
+/// handler panics and the task is torn down.
+struct Live<H: Handler> {
+    w: Rc<Worker<H>>,
+    _ticket: Ticket,
+}
 
 impl<H: Handler> Drop for Live<H> {
     fn drop(&mut self) {
-        let w = &self.0;
+        let w = &self.w;
         w.live.set(w.live.get() - 1);
-        bump(&w.counters().closed);
         if w.live.get() == 0 {
             w.all_closed.notify_one();
         }
@@ -77,27 +106,43 @@ fn per_connection(e: &io::Error) -> bool {
     )
 }
 
-/// Accepts until `stop` fires, then drains this worker's connections.
+/// What one worker's shutdown found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Connections open when shutdown started.
+    pub connections: u64,
+    /// Requests answered after shutdown started.
+    pub requests_completed: u64,
+    /// Connections that closed on their own terms during the drain.
+    pub connections_closed: u64,
+    /// Connections still open at the hard deadline, and cut.
+    pub connections_cut: u64,
+    /// Of those, connections that were in the middle of a request.
+    pub requests_cut: u64,
+}
+
+impl std::ops::AddAssign for DrainReport {
+    fn add_assign(&mut self, o: Self) {
+        self.connections += o.connections;
+        self.requests_completed += o.requests_completed;
+        self.connections_closed += o.connections_closed;
+        self.connections_cut += o.connections_cut;
+        self.requests_cut += o.requests_cut;
+    }
+}
+
+/// Accepts until `stop` fires, then drains this worker's connections in two phases.
 pub(crate) async fn run<H: Handler>(
     w: Rc<Worker<H>>,
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
-) {
+) -> DrainReport {
     loop {
         tokio::select! {
             biased;
             _ = stop.changed() => break,
             r = listener.accept() => match r {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    bump(&w.counters().accepted);
-                    w.live.set(w.live.get() + 1);
-                    let live = Live(w.clone());
-                    tokio::task::spawn_local(async move {
-                        conn::serve(&live.0, stream, peer).await;
-                        drop(live);
-                    });
-                }
+                Ok((stream, peer)) => accept(&w, stream, peer),
                 Err(e) if per_connection(&e) => {}
                 Err(e) => {
                     // EMFILE, ENFILE, ENOBUFS, ENOMEM: retrying at once would spin; the
@@ -108,10 +153,98 @@ pub(crate) async fn run<H: Handler>(
             }
         }
     }
-    drop(listener);
+    let start = Instant::now();
+    // Connections the kernel already completed are ours: take them before closing the
+    // listener, which would reset them. They are served with `Connection: close`.
     w.draining.set(true);
-    w.registry.kick_all();
-    if w.live.get() > 0 {
-        let _ = tokio::time::timeout(w.cfg.shutdown_timeout, w.all_closed.notified()).await;
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    while let std::task::Poll::Ready(Ok((stream, peer))) = listener.poll_accept(&mut cx) {
+        accept(&w, stream, peer);
+    }
+    drop(listener);
+    drain(&w, start).await
+}
+
+/// The two phases of a shutdown (see [`crate::Running::shutdown`]).
+async fn drain<H: Handler>(w: &Worker<H>, start: Instant) -> DrainReport {
+    let cfg = &*w.cfg;
+    let requests = |w: &Worker<H>| {
+        w.counters()
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let (requests_before, open_before) = (requests(w), w.live.get() as u64);
+    // Phase 1: every response closes; idle connections go once idle for the minimum age.
+    w.registry.kick_all(Kick::Drain);
+    wait_all_closed(w, start + cfg.drain_window).await;
+    // Phase 2: idle connections go now; requests in flight may finish until the deadline.
+    w.registry.kick_all(Kick::Close);
+    wait_all_closed(w, start + cfg.shutdown_timeout.max(cfg.drain_window)).await;
+    let snapshot = w.registry.active_count();
+    let cut = w.live.get() as u64;
+    DrainReport {
+        connections: open_before,
+        requests_completed: requests(w) - requests_before,
+        connections_closed: open_before.saturating_sub(cut),
+        connections_cut: cut,
+        requests_cut: snapshot as u64,
+    }
+}
+
+async fn wait_all_closed<H: Handler>(w: &Worker<H>, until: Instant) {
+    while w.live.get() > 0 {
+        if tokio::time::timeout_at(until, w.all_closed.notified())
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn accept<H: Handler>(w: &Rc<Worker<H>>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    match w.admit(peer) {
+        Ok(ticket) => {
+            bump(&w.counters().accepted);
+            w.live.set(w.live.get() + 1);
+            let live = Live {
+                w: w.clone(),
+                _ticket: ticket,
+            };
+            tokio::task::spawn_local(async move {
+                conn::serve(&live.w, stream, peer).await;
+                drop(live);
+            });
+        }
+        Err(status) => {
+            bump(&w.counters().refused);
+            tokio::task::spawn_local(refuse(stream, status));
+        }
+    }
+}
+
+/// Answers a connection over a limit with a canned response and closes it, reading what
+/// the client sent meanwhile (briefly) so that it sees the answer rather than a reset.
+async fn refuse(stream: TcpStream, status: Status) {
+    let response: &[u8] = if status == Status::TOO_MANY_REQUESTS {
+        b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    } else {
+        b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    };
+    // The socket's send buffer is empty: the write completes at once or not at all.
+    if stream.try_write(response).is_err() {
+        return;
+    }
+    let _ = SockRef::from(&stream).shutdown(std::net::Shutdown::Write);
+    let mut sink = [0u8; 512];
+    let until = Instant::now() + Duration::from_millis(500);
+    while let Ok(Ok(())) = tokio::time::timeout_at(until, stream.readable()).await {
+        match stream.try_read(&mut sink) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => break,
+        }
     }
 }

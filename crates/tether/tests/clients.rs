@@ -175,7 +175,7 @@ fn curl_reuses_one_connection_for_many_urls() {
     assert_eq!(rest, "", "trailing curl output");
     assert_eq!(connects, 1, "curl reports {connects} connects");
 
-    let stats = server.shutdown().expect("shutdown");
+    let stats = server.shutdown().expect("shutdown").stats;
     println!("server: {stats:?}");
     assert_eq!(stats.accepted, 1, "{stats:?}");
     assert_eq!(stats.requests, N as u64, "{stats:?}");
@@ -206,7 +206,7 @@ print("ok", 200)
     let out = run("python3", &["-c", script, &port]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok 200");
 
-    let stats = server.shutdown().expect("shutdown");
+    let stats = server.shutdown().expect("shutdown").stats;
     println!("server: {stats:?}");
     assert_eq!(stats.accepted, 1, "{stats:?}");
     assert_eq!(stats.requests, 200, "{stats:?}");
@@ -251,7 +251,7 @@ print("ok", sum(done))
     let out = run("python3", &["-c", script, &url]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok 500");
 
-    let stats = server.shutdown().expect("shutdown");
+    let stats = server.shutdown().expect("shutdown").stats;
     println!("server: {stats:?}");
     assert!(
         (1..=4).contains(&stats.accepted),
@@ -300,7 +300,7 @@ fn ab_keep_alive_5000_requests_10_concurrent() {
         "ab output:\n{text}"
     );
 
-    let stats = server.shutdown().expect("shutdown");
+    let stats = server.shutdown().expect("shutdown").stats;
     println!("server: {stats:?}");
     // ab opens one connection per concurrent slot; allow a little slack for its reconnects.
     assert!(
@@ -359,7 +359,7 @@ fn wrk_10_connections_for_one_second() {
     );
     assert!(!text.contains("Socket errors"), "wrk output:\n{text}");
 
-    let stats = server.shutdown().expect("shutdown");
+    let stats = server.shutdown().expect("shutdown").stats;
     println!("server: {stats:?}");
     assert_eq!(stats.accepted, 10, "{stats:?}\n{text}");
     // wrk may stop with requests in flight: the server can have answered a few more.

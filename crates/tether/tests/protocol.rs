@@ -731,6 +731,6 @@ fn shutdown_closes_idle_connections() {
     let stopping = std::thread::spawn(move || srv.shutdown());
     c.expect_closed();
     drop(c);
-    let stats = stopping.join().unwrap().unwrap();
+    let stats = stopping.join().unwrap().unwrap().stats;
     assert_eq!((stats.accepted, stats.closed, stats.requests), (1, 1, 1));
 }

@@ -1,0 +1,166 @@
+//! Admission of new connections: the server-wide connection limit and the optional limit
+//! per client address, shared by every worker.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::conn::ConnEvent;
+use crate::stats::Stats;
+use crate::status::Status;
+
+/// The connection-state hook.
+pub(crate) type Hook = Arc<dyn Fn(&ConnEvent) + Send + Sync>;
+
+/// What every worker of a server shares.
+pub(crate) struct Shared {
+    pub stats: Stats,
+    pub hook: Option<Hook>,
+    /// Set when shutdown starts (readiness probes read it).
+    pub draining: AtomicBool,
+    /// Admitted connections, over all workers.
+    open: AtomicUsize,
+    max_connections: usize,
+    max_per_ip: usize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// A connection's place within the limits, given back when dropped.
+pub(crate) struct Ticket {
+    shared: Arc<Shared>,
+    ip: Option<IpAddr>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.shared.open.fetch_sub(1, Ordering::Relaxed);
+        if let Some(ip) = self.ip {
+            self.shared.release_ip(ip);
+        }
+    }
+}
+
+impl Shared {
+    pub fn new(
+        stats: Stats,
+        hook: Option<Hook>,
+        max_connections: usize,
+        max_per_ip: usize,
+    ) -> Self {
+        Shared {
+            stats,
+            hook,
+            draining: AtomicBool::new(false),
+            open: AtomicUsize::new(0),
+            max_connections,
+            max_per_ip,
+            per_ip: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Admits a connection from `ip`. At the server-wide limit, `evict` may close an idle
+    /// connection to make room; otherwise the connection is refused with 503. Over the limit
+    /// per address it is refused with 429.
+    pub fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        evict: impl FnOnce() -> bool,
+    ) -> Result<Ticket, Status> {
+        let ip = if self.max_per_ip > 0 {
+            let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            let n = per_ip.entry(ip).or_insert(0);
+            if *n >= self.max_per_ip {
+                return Err(Status::TOO_MANY_REQUESTS);
+            }
+            *n += 1;
+            Some(ip)
+        } else {
+            None
+        };
+        let ticket = Ticket {
+            shared: self.clone(),
+            ip,
+        };
+        let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
+        // The evicted connection closes a moment later: the count may exceed the limit by
+        // the connections being evicted, never by connections being served.
+        if open > self.max_connections && !evict() {
+            return Err(Status::SERVICE_UNAVAILABLE); // the ticket's drop gives the place back
+        }
+        Ok(ticket)
+    }
+
+    fn release_ip(&self, ip: IpAddr) {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&ip);
+            }
+        }
+    }
+
+    /// Connections admitted and not yet closed.
+    #[cfg(test)]
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+}
+
+/// The default connection limit: nine tenths of the soft `RLIMIT_NOFILE`, less a few
+/// descriptors for listeners, the runtime and files, so that accepting never runs the
+/// process out of descriptors.
+pub(crate) fn default_max_connections() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is given and nothing else.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
+    } else {
+        1024
+    };
+    (soft / 10 * 9).saturating_sub(32).max(16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_and_eviction() {
+        let shared = Arc::new(Shared::new(Stats::new(1), None, 2, 0));
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let a = shared.admit(ip, || unreachable!()).unwrap();
+        let _b = shared.admit(ip, || unreachable!()).unwrap();
+        assert_eq!(
+            shared.admit(ip, || false).err(),
+            Some(Status::SERVICE_UNAVAILABLE)
+        );
+        assert_eq!(shared.open(), 2);
+        let _c = shared.admit(ip, || true).unwrap();
+        drop(a);
+        assert_eq!(shared.open(), 2);
+    }
+
+    #[test]
+    fn per_address_limit() {
+        let shared = Arc::new(Shared::new(Stats::new(1), None, 100, 1));
+        let (x, y): (IpAddr, IpAddr) = ([10, 0, 0, 1].into(), [10, 0, 0, 2].into());
+        let a = shared.admit(x, || false).unwrap();
+        assert_eq!(
+            shared.admit(x, || false).err(),
+            Some(Status::TOO_MANY_REQUESTS)
+        );
+        let _b = shared.admit(y, || false).unwrap();
+        drop(a);
+        assert!(shared.admit(x, || false).is_ok());
+    }
+
+    #[test]
+    fn default_limit_leaves_headroom() {
+        assert!(default_max_connections() >= 16);
+    }
+}
