@@ -151,6 +151,34 @@ fn keep_alive_header_advertises_timeout_and_remaining_requests() {
 }
 
 #[test]
+fn limit_jitter_spreads_the_request_limit_of_connections() {
+    let srv = start(builder().max_requests(20).limit_jitter(0.5));
+    let mut limits = std::collections::BTreeSet::new();
+    for _ in 0..12 {
+        let mut c = connect(&srv);
+        let r = c.request(&get("/plaintext"));
+        let max: u64 = r
+            .header("keep-alive")
+            .and_then(|v| {
+                v.split(", ")
+                    .find_map(|p| p.strip_prefix("max=")?.parse().ok())
+            })
+            .expect("Keep-Alive: max=");
+        // The first response leaves limit - 1 requests.
+        limits.insert(max + 1);
+    }
+    let (lo, hi) = (limits.first().copied(), limits.last().copied());
+    assert!(
+        lo >= Some(10) && hi <= Some(20),
+        "limits out of range: {limits:?}"
+    );
+    assert!(
+        limits.len() > 1,
+        "every connection got the same limit: {limits:?}"
+    );
+}
+
+#[test]
 fn keep_alive_header_can_be_disabled() {
     let srv = start(builder().keep_alive_header(false).max_requests(5));
     let mut c = connect(&srv);
