@@ -157,8 +157,15 @@ pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Option
     }
     head.method = range(buf, method.as_bytes());
     head.target = range(buf, target.as_bytes());
-    head.path_end = head.target.0 + target.find('?').unwrap_or(target.len()) as u32;
-    head.path_start = head.target.0 + absolute_form_path(target.as_bytes()) as u32;
+    let t = target.as_bytes();
+    head.path_end = head.target.0 + t.iter().position(|&b| b == b'?').unwrap_or(t.len()) as u32;
+    // Origin form (`/path`), the usual case, needs no search for a scheme.
+    head.path_start = head.target.0
+        + if t[0] == b'/' {
+            0
+        } else {
+            absolute_form_path(t) as u32
+        };
     head.version = if minor == 0 {
         Version::Http10
     } else {

@@ -142,16 +142,24 @@ impl<'a> Response<'a> {
             }
             return self;
         }
-        self.headers.extend_from_slice(name);
-        self.headers.extend_from_slice(b": ");
-        self.headers.extend_from_slice(value);
-        self.headers.extend_from_slice(b"\r\n");
+        self.push_field(name, value)
+    }
+
+    fn push_field(&mut self, name: &[u8], value: &[u8]) -> &mut Self {
+        for part in [name, b": ", value, b"\r\n"] {
+            self.headers.extend_from_slice(part);
+        }
         self
     }
 
     /// Shorthand for the `Content-Type` header.
     pub fn content_type(&mut self, value: &str) -> &mut Self {
-        self.header("Content-Type", value)
+        // The name is known good and not the engine's: only the value needs checking.
+        if !valid_value(value.as_bytes()) {
+            tracing::warn!("invalid Content-Type dropped");
+            return self;
+        }
+        self.push_field(b"Content-Type", value.as_bytes())
     }
 
     /// Sets a static body: nothing is copied until the response is written.
