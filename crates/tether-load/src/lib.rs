@@ -1,0 +1,45 @@
+//! # tether-load
+//!
+//! An HTTP/1.1 load generator that measures what keep-alive is worth: persistent
+//! connections, a new connection per request, N requests per connection, HTTP/1.0
+//! keep-alive; closed loop (with an optional pause) or a constant total rate with latency
+//! counted from each request's due time; pipelining with per-request latency; connection
+//! accounting (who closed, requests per connection) and an error taxonomy.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tether_load::{run, Config, Target};
+//!
+//! let mut config = Config::new(Target::parse("http://127.0.0.1:8080/plaintext").map_err(std::io::Error::other)?);
+//! config.connections = 100;
+//! config.bounds.duration = Duration::from_secs(5);
+//! let report = run(&config, &mut |_progress| {})?;
+//! println!("{report}");
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Each thread runs a single-threaded tokio runtime with its share of the connection slots;
+//! each slot is a task (`conn`) that writes pre-built request bytes (`request`) and parses
+//! responses in place (`response`, `chunked`) on a schedule (`schedule`), counting into its
+//! thread's `stats`, which are merged into a [`Report`] at the end.
+
+mod chunked;
+mod compare;
+mod config;
+mod conn;
+mod limits;
+mod report;
+mod request;
+mod response;
+mod runner;
+mod schedule;
+mod stats;
+mod target;
+
+pub use compare::{compare, Comparison};
+pub use config::{Bounds, Config, ConnMode, StatusSet};
+pub use limits::raise_nofile;
+pub use report::{Connections, Errors, PerConnection, Report, Requests, Summary};
+pub use runner::{run, Progress, DEFAULT_CAP};
+pub use stats::ErrorKind;
+pub use target::Target;
