@@ -1,11 +1,12 @@
 //! `tether`: the command-line front end of the tether HTTP/1.1 engine.
 //!
 //! `tether serve` runs a small demo application (see [`app`]) on the engine, with every
-//! limit and timeout of [`tether::Config`] as a flag. Further subcommands (a `load`
-//! generator) will sit beside it in [`Command`].
+//! limit and timeout of [`tether::Config`] as a flag. `tether load` (see [`load`]) is a load
+//! generator that measures what keep-alive is worth.
 
 mod app;
 mod duration;
+mod load;
 mod serve;
 
 use std::io::IsTerminal;
@@ -28,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the demo endpoints (/, /plaintext, /json, /echo) until SIGTERM or SIGINT.
     Serve(serve::ServeArgs),
+    /// Load a URL: keep-alive or a new connection per request, closed loop or constant rate.
+    Load(load::LoadArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Command::Serve(args) => serve::run(&args),
+        Command::Load(args) => load::run(&args),
     }
 }
 

@@ -228,8 +228,10 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<ServeArgs, clap::Error> {
         let cli = Cli::try_parse_from([&["tether", "serve"], args].concat())?;
-        let Command::Serve(args) = cli.command;
-        Ok(args)
+        match cli.command {
+            Command::Serve(args) => Ok(args),
+            Command::Load(_) => panic!("parsed as load"),
+        }
     }
 
     #[test]

@@ -1,0 +1,151 @@
+# Shared by the bench scripts (sourced, not run): the servers under test and how to start,
+# pin and stop them. Every server answers `Hello, World!` as text/plain with keep-alive,
+# on 127.0.0.1 only.
+
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$BENCH")
+HOST=127.0.0.1
+SERVER_CPU=${SERVER_CPU:-0} # the server runs pinned to this CPU
+LOAD_CPU=${LOAD_CPU:-1}     # the load generator (wrk, ab, the Python clients) to this one
+TETHER_BIN=${TETHER_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/tether}
+
+# name|port|path|command. {port} becomes the port, {run} a scratch folder of the run.
+# path is the URL path that answers 200 "Hello, World!".
+SERVERS=(
+    "tether|19011|/plaintext|$TETHER_BIN serve --workers 1 --listen $HOST:{port}"
+    "hyper|19001|/|$BENCH/peers/hyper/target/release/hyper-peer $HOST:{port}"
+    "actix|19002|/|$BENCH/peers/actix/target/release/actix-peer $HOST:{port}"
+    "may_minihttp|19003|/|$BENCH/peers/may_minihttp/target/release/may-minihttp-peer $HOST:{port}"
+    "nginx|19004|/|nginx -p {run}/nginx/ -c nginx.conf -e stderr"
+    "go-nethttp|19005|/|env GOMAXPROCS=1 $BENCH/peers/go-nethttp/go-nethttp $HOST:{port}"
+    "floor|19010|/|$BENCH/floor/floor {port}"
+)
+ALL_SERVERS=(tether hyper actix may_minihttp nginx go-nethttp floor)
+
+# Many idle connections need many descriptors, in the servers (which inherit this limit)
+# and in the clients.
+ulimit -n 65536 2> /dev/null || ulimit -n "$(ulimit -Hn)"
+
+# server_entry NAME: sets S_NAME S_PORT S_PATH S_CMD (placeholders still in), or fails.
+server_entry() {
+    local entry
+    for entry in "${SERVERS[@]}"; do
+        IFS='|' read -r S_NAME S_PORT S_PATH S_CMD <<< "$entry"
+        [ "$S_NAME" = "$1" ] && return 0
+    done
+    echo "unknown server: $1 (known: ${ALL_SERVERS[*]})" >&2
+    return 1
+}
+
+# server_built NAME: is the server's program there? (says what is missing if not)
+server_built() {
+    server_entry "$1" || return 1
+    local prog
+    read -r prog _ <<< "$S_CMD"
+    [ "$prog" = env ] && prog=$(awk '{ print $3 }' <<< "$S_CMD")
+    if [ "$1" = nginx ]; then
+        command -v nginx > /dev/null || [ -x /usr/sbin/nginx ] || {
+            echo "$1: nginx is not installed (apt-get install nginx-light); skipped" >&2
+            return 1
+        }
+        return 0
+    fi
+    [ -x "$prog" ] || {
+        echo "$1: $prog is not built (bench/build-peers.sh $1); skipped" >&2
+        return 1
+    }
+}
+
+# prepare_run NAME RUN_DIR: per-run files some servers need (nginx's prefix folder).
+prepare_run() {
+    if [ "$1" = nginx ]; then
+        mkdir -p "$2/nginx/run"
+        sed "s/{port}/$S_PORT/" "$BENCH/peers/nginx/nginx.conf" > "$2/nginx/nginx.conf"
+    fi
+}
+
+SERVER_PID=
+
+# start_server NAME RUN_DIR LOG [WRAPPER...]: starts the server pinned to SERVER_CPU (under
+# WRAPPER, e.g. valgrind, if given) and waits until its port listens, without connecting
+# to it. Sets SERVER_PID, S_URL. Fails if the port is taken or the server does not start.
+start_server() {
+    local name=$1 run=$2 log=$3 cmd
+    shift 3
+    server_entry "$name" || return 1
+    if ss -Htln "sport = :$S_PORT" | grep -q .; then
+        echo "$name: port $S_PORT is taken; skipped" >&2
+        return 1
+    fi
+    prepare_run "$name" "$run"
+    cmd=${S_CMD//\{port\}/$S_PORT}
+    cmd=${cmd//\{run\}/$run}
+    S_URL="http://$HOST:$S_PORT$S_PATH"
+    # shellcheck disable=SC2086 # the command is split into words on purpose
+    taskset -c "$SERVER_CPU" "$@" $cmd > "$log" 2>&1 &
+    SERVER_PID=$!
+    local _
+    for _ in $(seq 300); do
+        ss -Htln "sport = :$S_PORT" | grep -q . && return 0
+        kill -0 "$SERVER_PID" 2> /dev/null || break
+        sleep 0.1
+    done
+    echo "$name: did not start (see $log)" >&2
+    stop_server
+    return 1
+}
+
+# stop_server: SIGTERM (or STOP_SIGNAL) to the server this shell started, then SIGTERM
+# after 5 s, then SIGKILL after 5 s more.
+stop_server() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2> /dev/null; then
+        local sig _
+        for sig in "${STOP_SIGNAL:-TERM}" TERM KILL; do
+            kill -"$sig" "$SERVER_PID" 2> /dev/null || true
+            for _ in $(seq 50); do
+                kill -0 "$SERVER_PID" 2> /dev/null || break 2
+                sleep 0.1
+            done
+        done
+    fi
+    [ -z "$SERVER_PID" ] || wait "$SERVER_PID" 2> /dev/null || true
+    SERVER_PID=
+}
+
+# valgrind_session NAME SCRATCH LOG VALGRIND_ARGS... -- CLIENT_ARGS...: starts NAME under
+# valgrind (pinned to SERVER_CPU), runs `client.py PORT CLIENT_ARGS... --path PATH` (the
+# server's path) on LOAD_CPU, then
+# stops the server with SIGINT so that valgrind writes its results. Fails if the server did
+# not start or the client failed.
+valgrind_session() {
+    local name=$1 scratch=$2 log=$3 vg=() rc=0
+    shift 3
+    while [ "$1" != -- ]; do
+        vg+=("$1")
+        shift
+    done
+    shift
+    start_server "$name" "$scratch" "$log" valgrind "${vg[@]}" || return 1
+    taskset -c "$LOAD_CPU" timeout 300 python3 "$BENCH/client.py" "$S_PORT" "$@" \
+        --path "$S_PATH" > /dev/null ||
+        { echo "$name: the client failed (see $log)" >&2; rc=1; }
+    sleep 0.5 # let the server finish closing what the client closed
+    STOP_SIGNAL=INT stop_server
+    return "$rc"
+}
+
+# server_pids: the server and its direct children (nginx's worker is a child of its master).
+server_pids() {
+    echo "$SERVER_PID"
+    pgrep -P "$SERVER_PID" || true
+}
+
+# free_port: a port the kernel considers free now.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# selected_servers ARGS...: the names given, or every server.
+selected_servers() {
+    if [ $# -gt 0 ]; then echo "$@"; else echo "${ALL_SERVERS[@]}"; fi
+}

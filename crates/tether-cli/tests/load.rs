@@ -1,0 +1,194 @@
+//! End-to-end tests of `tether load` against a real `tether serve`, both processes on
+//! loopback. The server listens on `127.0.0.1:0`; its address is read from its startup line.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tether");
+
+/// A `tether serve`, killed (by its PID) when dropped.
+struct Serve {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve() -> Serve {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tether serve");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel();
+    // Reads stderr for the life of the process so that it never blocks on a full pipe.
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("startup line");
+    Serve { child, addr }
+}
+
+fn load(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("load")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tether load")
+}
+
+fn json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+/// Asserts that `v[key]` is an object with exactly-named numeric fields `fields`.
+fn numbers(v: &Value, key: &str, fields: &[&str]) {
+    let obj = v[key]
+        .as_object()
+        .unwrap_or_else(|| panic!("{key} missing: {v}"));
+    for f in fields {
+        assert!(obj.get(*f).is_some_and(Value::is_number), "{key}.{f}: {v}");
+    }
+}
+
+#[test]
+fn json_report_has_the_documented_fields() {
+    let server = serve();
+    let url = format!("http://{}/plaintext", server.addr);
+    let out = load(&[&url, "-c", "4", "-n", "200", "--threads", "1", "--json"]);
+    assert!(out.stderr.is_empty(), "no progress line off a terminal");
+    let v = json(&out);
+    for top in ["requests_per_sec", "bytes_per_sec"] {
+        assert!(v[top].is_number(), "{top}: {v}");
+    }
+    numbers(&v, "requests", &["total", "ok", "failed"]);
+    assert_eq!(v["requests"]["total"], 200);
+    assert_eq!(v["requests"]["ok"], 200);
+    let summary = ["min", "mean", "p50", "p90", "p99", "p999", "max"];
+    numbers(&v, "latency_us", &summary);
+    numbers(&v, "connect_us", &summary);
+    numbers(
+        &v,
+        "errors",
+        &[
+            "connect_refused",
+            "connect_timeout",
+            "reset_before_response",
+            "eof_mid_response",
+            "protocol",
+            "read_timeout",
+            "pipeline_lost",
+            "status_4xx",
+            "status_5xx",
+        ],
+    );
+    numbers(
+        &v,
+        "connections",
+        &[
+            "opened",
+            "closed_by_server",
+            "reset_by_server",
+            "closed_by_client",
+        ],
+    );
+    numbers(&v["connections"], "requests_per_connection", &["min", "mean", "max"]);
+    assert_eq!(v["connections"]["opened"], 4);
+    assert!(v.get("target_rate").is_none() && v.get("client_lag_us").is_none());
+
+    let out = load(&[&url, "-c", "2", "-d", "300ms", "--rate", "500", "--json"]);
+    let v = json(&out);
+    assert_eq!(v["target_rate"], 500.0);
+    numbers(&v, "client_lag_us", &summary);
+}
+
+#[test]
+fn compare_prints_the_side_by_side_table() {
+    let server = serve();
+    let url = format!("http://{}/plaintext", server.addr);
+    let out = load(&[&url, "-c", "4", "-n", "100", "--interval", "1", "--compare"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for row in [
+        "keep-alive",
+        "new connection",
+        "success rate",
+        "avg latency",
+        "p99 latency",
+        "throughput",
+        "connections opened",
+        "connect time",
+        "ratio",
+    ] {
+        assert!(text.contains(row), "no {row:?} in\n{text}");
+    }
+    let opened = text
+        .lines()
+        .find(|l| l.contains("connections opened"))
+        .expect("row");
+    let cells: Vec<&str> = opened.split_whitespace().collect();
+    assert_eq!(&cells[2..5], ["4", "100", "25.00x"], "{opened}");
+
+    let out = load(&[&url, "-c", "2", "-n", "20", "--compare", "--json"]);
+    let v = json(&out);
+    assert_eq!(v["keep_alive"]["connections"]["opened"], 2);
+    assert_eq!(v["new_connection"]["connections"]["opened"], 20);
+}
+
+#[test]
+fn text_report_and_errors_without_a_server() {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    // Nothing listens there any more: every request is refused, and the run still ends.
+    let out = load(&[&format!("http://{addr}/"), "-c", "2", "-n", "10"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("connect refused 10"), "{text}");
+    assert!(text.contains("0 opened"), "{text}");
+}
+
+#[test]
+fn invalid_flags_are_refused() {
+    for args in [
+        &["http://127.0.0.1:9/", "--rate", "10", "--interval", "5"][..],
+        &["http://127.0.0.1:9/", "--pipeline", "2", "--no-keepalive"],
+        &["https://127.0.0.1:9/"],
+        &["http://127.0.0.1:9/", "-H", "no colon"],
+        &["http://127.0.0.1:9/", "--success", "2xx"],
+        &["http://127.0.0.1:9/", "-c", "0"],
+    ] {
+        let out = load(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!out.stderr.is_empty(), "{args:?}");
+    }
+}
