@@ -1,49 +1,53 @@
 #!/usr/bin/env bash
-# Instructions per request (valgrind --tool=callgrind), stable across noisy runs.
+# Instructions per request (valgrind --tool=callgrind): a count that machine noise does not
+# move, so that regressions show.
 #
-#   bench/callgrind.sh [DEPTH]     tether serve and, if built, the hyper peer
+#   bench/callgrind.sh                        tether, hyper, may_minihttp, actix, floor
+#   bench/callgrind.sh tether hyper           only these
+#   DEPTHS=1 N=5000 OUT=DIR bench/callgrind.sh
 #
-# Each server runs twice under callgrind: once for 1,000 x DEPTH requests over one
-# keep-alive connection and once for 6,000 x DEPTH; the difference over 5,000 x DEPTH is the
-# steady-state cost of one request, without start-up. DEPTH > 1 pipelines that many
-# requests per write.
+# Each server runs twice under callgrind: once for 1,000 x DEPTH keep-alive requests over one
+# connection and once for (1,000 + N) x DEPTH; the difference over N x DEPTH requests is the
+# steady-state cost of one request, without start-up and shutdown. DEPTH 1 is one request
+# at a time, DEPTH 16 pipelines 16 requests per write (DEPTHS="1 16" by default). tether runs
+# with --max-requests 0 so that one connection carries every request. Servers must be built
+# (bench/build-peers.sh); one that is not is skipped. Prints one line per server and depth,
+# and with OUT set appends "server depth instructions measured_requests" rows to
+# OUT/callgrind.tsv.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-depth=${1:-1}
-peers=${PEERS:-$root/../shared/peers}
-cargo build --release -p tether-cli --manifest-path "$root/Cargo.toml" >&2
-out=$(mktemp -d)
+source "$(dirname "$0")/lib.sh"
+command -v valgrind > /dev/null || { echo "missing valgrind (apt-get install valgrind)" >&2; exit 1; }
 
-total() { # NAME N COMMAND... -> total instructions
-    local name=$1 n=$2 port; shift 2
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    local cmd=("${@//\{port\}/$port}")
-    valgrind --tool=callgrind --callgrind-out-file="$out/$name.$n" "${cmd[@]}" > /dev/null 2> "$out/$name.$n.log" &
-    local pid=$!
-    # Wait for the listening socket without connecting to it (a probe connection would
-    # count as work in one run and not the other).
-    for _ in $(seq 100); do
-        ss -Htln "sport = :$port" | grep -q . && break
-        sleep 0.2
+DEPTHS=${DEPTHS:-1 16}
+N=${N:-5000}
+scratch=$(mktemp -d)
+trap 'stop_server; rm -rf "$scratch"' EXIT
+for i in "${!SERVERS[@]}"; do
+    [[ ${SERVERS[$i]} == tether\|* ]] && SERVERS[$i]+=" --max-requests 0"
+done
+if [ -n "${OUT:-}" ]; then
+    mkdir -p "$OUT"
+    [ -s "$OUT/callgrind.tsv" ] || printf 'server\tdepth\tinstructions\tmeasured_requests\n' > "$OUT/callgrind.tsv"
+fi
+
+total() { # NAME REQUESTS DEPTH -> total instructions of the server's run
+    local name=$1 n=$2 depth=$3 file="$scratch/$1.$2.out"
+    valgrind_session "$name" "$scratch" "$scratch/$name.$n.log" \
+        --tool=callgrind --callgrind-out-file="$file" -- "$n" "$depth" || return 1
+    [ -s "$file" ] || { echo "$name: callgrind wrote nothing (see $scratch/$name.$n.log)" >&2; return 1; }
+    sed -n 's/^summary: //p; s/^totals: //p' "$file" | head -1
+}
+
+read -r -a servers <<< "$(selected_servers "$@")"
+[ $# -gt 0 ] || servers=(tether hyper may_minihttp actix floor)
+for depth in $DEPTHS; do
+    for name in "${servers[@]}"; do
+        server_built "$name" || continue
+        a=$(total "$name" $((1000 * depth)) "$depth") || continue
+        b=$(total "$name" $(((1000 + N) * depth)) "$depth") || continue
+        per=$(((b - a) / (N * depth)))
+        echo "$name: $per instructions per request (depth $depth)"
+        [ -z "${OUT:-}" ] || printf '%s\t%s\t%s\t%s\n' "$name" "$depth" "$per" "$((N * depth))" \
+            >> "$OUT/callgrind.tsv"
     done
-    python3 "$root/bench/client.py" "$port" "$n" "$depth" > /dev/null || echo "$name: client failed" >&2
-    # SIGINT first (callgrind writes its profile on any exit); some servers want SIGTERM.
-    kill -INT "$pid"
-    for _ in $(seq 50); do kill -0 "$pid" 2> /dev/null || break; sleep 0.1; done
-    kill -TERM "$pid" 2> /dev/null || true
-    wait "$pid" 2> /dev/null || true
-    sed -n 's/^summary: //p; s/^totals: //p' "$out/$name.$n" | head -1
-}
-
-per_request() { # NAME COMMAND...
-    local name=$1 a b n=$((5000 * depth)); shift
-    a=$(total "$name" $((1000 * depth)) "$@"); b=$(total "$name" $((1000 * depth + n)) "$@")
-    echo "$name: $(( (b - a) / n )) instructions per request (depth $depth)"
-}
-
-# One connection carries every request: no per-connection request limit.
-per_request tether "$root/target/release/tether" serve --workers 1 --max-requests 0 \
-    --listen "127.0.0.1:{port}"
-hyper=$peers/hyper-hello/target/release/hyper-hello
-if [ -x "$hyper" ]; then per_request hyper "$hyper" "127.0.0.1:{port}"; fi
-rm -rf "$out"
+done
