@@ -1,0 +1,448 @@
+#!/usr/bin/env python3
+"""Turns the results of bench/run-all.sh into tables (standard library only).
+
+usage: report.py RESULTS_DIR [--doc BENCHMARKS.md]
+
+Reads what the bench scripts wrote into RESULTS_DIR (meta.txt, peers.tsv, callgrind.tsv,
+heap.tsv, alloc.tsv, idle.tsv; any of them may be missing) and writes RESULTS_DIR/results.md,
+every round in detail. With --doc it also rewrites, in that file, each section between
+`<!-- bench:NAME begin -->` and `<!-- bench:NAME end -->` (NAME: run, peers, floor, callgrind,
+alloc, idle, targets) and leaves everything else as it is. A marker pair missing from the
+file is an error: nothing is written then.
+"""
+import csv
+import os
+import re
+import statistics
+import sys
+
+SECTIONS = ["run", "peers", "floor", "callgrind", "alloc", "idle", "targets"]
+LOADS = [("a", "a keep-alive"), ("b", "b pipelined x16"), ("c", "c new connection"),
+         ("d", "d sequential")]
+CLIENT_BOUND = 95  # load generator CPU %, at or above which req/s is the client's limit
+
+
+# ---------------------------------------------------------------------------- reading
+
+def read_tsv(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def read_meta(path):
+    meta = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                key, sep, value = line.partition(":")
+                if sep:
+                    meta[key.strip()] = value.strip()
+    return meta
+
+
+def num(s):
+    try:
+        return float(s)
+    except (TypeError, ValueError):
+        return None
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+# ---------------------------------------------------------------------------- formatting
+
+def f_int(v):
+    return "{:,.0f}".format(v) if v is not None else "n/a"
+
+
+def f_fix(v, digits=3):
+    return "{:.{}f}".format(v, digits) if v is not None else "n/a"
+
+
+def f_ratio(v):
+    return "{:.2f}".format(v) if v is not None else "n/a"
+
+
+def f_range(med, lo, hi):
+    if med is None:
+        return "n/a"
+    if lo is None or hi is None or abs(hi - lo) < 0.005:
+        return f_ratio(med)
+    return "%s (%s–%s)" % (f_ratio(med), f_ratio(lo), f_ratio(hi))
+
+
+def table(head, rows, align=None):
+    align = align or ["---"] + ["--:"] * (len(head) - 1)
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return out
+
+
+# ---------------------------------------------------------------------------- peers
+
+class Peers:
+    """peers.tsv: one row per server and round"""
+
+    def __init__(self, rows):
+        self.rows = rows
+        self.rounds = sorted({r["run"] for r in rows}, key=int)
+        self.servers = []
+        for r in rows:
+            if r["server"] not in self.servers:
+                self.servers.append(r["server"])
+
+    def values(self, server, key):
+        """{round: value}"""
+        return {r["run"]: num(r[key]) for r in self.rows
+                if r["server"] == server and num(r.get(key)) is not None}
+
+    def med(self, server, key):
+        return median(self.values(server, key).values())
+
+    def ratios(self, server, other, key):
+        """server's value over other's, round by round (same-round comparison)"""
+        a, b = self.values(server, key), self.values(other, key)
+        return [a[k] / b[k] for k in a if k in b and b[k]]
+
+    def ratio(self, server, other, key):
+        r = self.ratios(server, other, key)
+        return (median(r), min(r), max(r)) if r else (None, None, None)
+
+
+def rps_cell(p, s, load):
+    v = p.med(s, load + "_rps")
+    cell = f_int(v)
+    lc = p.med(s, load + "_load_cpu_pct")
+    if v is not None and lc is not None and lc >= CLIENT_BOUND:
+        cell += "†"
+    return cell
+
+
+def peers_section(p, meta):
+    out = []
+    rounds = meta.get("peers rounds", "")
+    out.append("Measured %s with `bench/peers.sh` (%s); each figure is the median over the "
+               "rounds, each ratio the median of the ratios taken within one round."
+               % (meta.get("date", "?"), rounds or "%d rounds" % len(p.rounds)))
+    out.append("")
+    if not p.rows:
+        return out + ["No results (bench/peers.sh did not run)."]
+    ref = "tether" if "tether" in p.servers else None
+    out.append("Server CPU seconds per 100,000 requests (user part in brackets) and the ratio "
+               "to tether's (below 1: cheaper than tether):")
+    out.append("")
+    head = ["server"]
+    for _, label in LOADS:
+        head += [label, "÷ tether"]
+    rows = []
+    for s in p.servers:
+        row = [s]
+        for load, _ in LOADS:
+            cpu, user = p.med(s, load + "_cpu_s_per_100k"), p.med(s, load + "_user_s_per_100k")
+            row.append("%s (%s)" % (f_fix(cpu), f_fix(user)) if cpu is not None else "n/a")
+            row.append(f_ratio(p.ratio(s, ref, load + "_cpu_s_per_100k")[0]) if ref else "n/a")
+        rows.append(row)
+    out += table(head, rows)
+    out.append("")
+    out.append("Requests per second and the ratio to tether's (above 1: more than tether); "
+               "† marks a load generator at %d%% or more of its core, so that the figure is "
+               "the client's limit rather than the server's:" % CLIENT_BOUND)
+    out.append("")
+    head = ["server"]
+    for _, label in LOADS:
+        head += [label, "÷ tether"]
+    head.append("response bytes")
+    rows = []
+    for s in p.servers:
+        row = [s]
+        for load, _ in LOADS:
+            row.append(rps_cell(p, s, load))
+            row.append(f_ratio(p.ratio(s, ref, load + "_rps")[0]) if ref else "n/a")
+        row.append(f_int(p.med(s, "resp_bytes")))
+        rows.append(row)
+    out += table(head, rows)
+    out.append("")
+    others = [num(r[l + "_other_cpu_pct"]) for r in p.rows for l, _ in LOADS]
+    others = [o for o in others if o is not None]
+    failed = ["%s round %s: c %s" % (r["server"], r["run"], r["c_failed"]) for r in p.rows
+              if r["c_failed"] not in ("", "0")]
+    errors = ["%s round %s: %s %s errors" % (r["server"], r["run"], l, r[l + "_errors"])
+              for r in p.rows for l in "ab" if num(r[l + "_errors"])]
+    if others:
+        out.append("Noise: other work took a median %.0f%% and at most %.0f%% of one core "
+                   "during a load (the share of the two CPUs used by neither the server nor "
+                   "the load generator)." % (median(others), max(others)))
+    if failed or errors:
+        out.append("Failures: " + "; ".join(failed + errors) + ".")
+    return out
+
+
+def floor_section(p, meta):
+    out = ["Measured %s in the same rounds as the peers (`bench/peers.sh`); tether's figure "
+           "over the floor's, median of the rounds (range in brackets):"
+           % meta.get("date", "?"), ""]
+    if "tether" not in p.servers or "floor" not in p.servers:
+        return out + ["No results (tether or the floor did not run)."]
+    rows = []
+    for label, key in [("requests/s", "_rps"), ("CPU per request", "_cpu_s_per_100k"),
+                       ("user CPU per request", "_user_s_per_100k")]:
+        rows.append([label] + [f_range(*p.ratio("tether", "floor", l + key)) for l, _ in LOADS])
+    out += table(["tether ÷ floor"] + [label for _, label in LOADS], rows)
+    return out
+
+
+# ---------------------------------------------------------------------------- callgrind
+
+def callgrind_section(rows, meta):
+    if not rows:
+        return ["No results (bench/callgrind.sh did not run)."]
+    n = num(rows[0].get("measured_requests"))
+    n = n / int(rows[0]["depth"]) if n is not None else None
+    out = ["Measured %s with `bench/callgrind.sh`: valgrind's instruction count of the "
+           "server over %s steady-state keep-alive requests on one connection (%s at depth "
+           "16), the difference of two runs so that start-up cancels out:"
+           % (meta.get("date", "?"), f_int(n), f_int(n * 16 if n is not None else None)), ""]
+    by = {}
+    servers = []
+    for r in rows:
+        by[(r["server"], r["depth"])] = num(r["instructions"])
+        if r["server"] not in servers:
+            servers.append(r["server"])
+    depths = sorted({r["depth"] for r in rows}, key=int)
+    head = ["server"]
+    for d in depths:
+        head += ["sequential" if d == "1" else "pipelined x%s" % d, "÷ tether"]
+    body = []
+    for s in servers:
+        row = [s]
+        for d in depths:
+            v, t = by.get((s, d)), by.get(("tether", d))
+            row += [f_int(v), f_ratio(v / t) if v is not None and t else "n/a"]
+        body.append(row)
+    return out + table(head, body)
+
+
+# ---------------------------------------------------------------------------- allocations
+
+def alloc_section(alloc, heap, meta):
+    out = ["Measured %s." % meta.get("date", "?"), ""]
+    if alloc:
+        a = alloc[0]
+        status = "passed" if a.get("test_status") == "0" else "FAILED (status %s)" % a.get(
+            "test_status")
+        out += ["`bench/alloc.sh` (the counting-allocator test, %s):" % status, ""]
+        out += table(["tether, counting allocator", "allocations"], [
+            ["per keep-alive request, `GET /plaintext`", a["plaintext_per_request"] or "n/a"],
+            ["per keep-alive request, `POST /echo` (32-byte body)", a["echo_per_request"] or "n/a"],
+            ["per connection (accept, one request, close)", a["per_connection"] or "n/a"],
+        ])
+    else:
+        out.append("No results from bench/alloc.sh.")
+    out.append("")
+    if heap:
+        out += ["`bench/heap.sh` (valgrind memcheck's heap summary of the release binaries; "
+                "per request over %s sequential keep-alive requests, per connection over "
+                "%s connections of one request each, accept to close):"
+                % (f_int(num(heap[0].get("requests"))), f_int(num(heap[0].get("connections")))),
+                ""]
+        out += table(["server", "allocations per request", "bytes per request",
+                      "allocations per connection", "bytes per connection"],
+                     [[r["server"], r["allocs_per_request"], f_int(num(r["bytes_per_request"])),
+                       r["allocs_per_connection"], f_int(num(r["bytes_per_connection"]))]
+                      for r in heap])
+    else:
+        out.append("No results from bench/heap.sh.")
+    return out
+
+
+# ---------------------------------------------------------------------------- idle
+
+def idle_section(rows, meta):
+    n = rows[0]["connections"] if rows else "?"
+    out = ["Measured %s with `bench/idle.sh` (%s idle keep-alive connections, each after "
+           "one request):" % (meta.get("date", "?"), f_int(num(n))), ""]
+    if not rows:
+        return out + ["No results (bench/idle.sh did not run)."]
+    t = next((num(r["bytes_per_conn"]) for r in rows if r["server"] == "tether"), None)
+    body = []
+    for r in rows:
+        v = num(r["bytes_per_conn"])
+        body.append([r["server"], f_int(v), f_ratio(v / t) if v is not None and t else "n/a",
+                     "%s → %s" % (f_int(num(r["before_kib"])), f_int(num(r["after_kib"])))])
+    return out + table(["server", "RSS growth per idle connection (bytes)", "÷ tether",
+                        "RSS before → after (KiB)"], body)
+
+
+# ---------------------------------------------------------------------------- targets
+
+def targets_section(p, cg, alloc, idle, meta):
+    out = ["Measured %s: the targets of issue 6, each as a ratio within one run. *met?* is "
+           "decided on the median; the range over the rounds is in brackets."
+           % meta.get("date", "?"), ""]
+    rows = []
+
+    def ratio_row(label, s, o, key, limit):
+        med, lo, hi = p.ratio(s, o, key)
+        met = "n/a" if med is None else ("yes" if med <= limit else "**no**")
+        rows.append([label, f_range(med, lo, hi), met])
+
+    ratio_row("keep-alive (a) CPU per request ≤ 1.05 × the floor's", "tether", "floor",
+              "a_cpu_s_per_100k", 1.05)
+    ratio_row("keep-alive (a) user CPU per request ≤ 0.5 × hyper's", "tether", "hyper",
+              "a_user_s_per_100k", 0.5)
+    ratio_row("pipelined (b) CPU per request ≤ may_minihttp's", "tether", "may_minihttp",
+              "b_cpu_s_per_100k", 1.0)
+    ratio_row("new connection per request (c) CPU per request ≤ nginx's", "tether", "nginx",
+              "c_cpu_s_per_100k", 1.0)
+
+    by = {(r["server"], r["depth"]): num(r["instructions"]) for r in cg}
+    for depth, label in [("1", "sequential"), ("16", "pipelined x16")]:
+        t, h = by.get(("tether", depth)), by.get(("hyper", depth))
+        if t is not None and h:
+            rows.append(["callgrind instructions per request, %s, ≤ 0.5 × hyper's" % label,
+                         "%s (%s / %s)" % (f_ratio(t / h), f_int(t), f_int(h)),
+                         "yes" if t / h <= 0.5 else "**no**"])
+        else:
+            rows.append(["callgrind instructions per request, %s, ≤ 0.5 × hyper's" % label,
+                         "n/a", "n/a"])
+
+    if alloc:
+        a = alloc[0]
+        vals = [num(a["plaintext_per_request"]), num(a["echo_per_request"])]
+        ok = all(v == 0 for v in vals) and a.get("test_status") == "0"
+        rows.append(["0 allocations per steady-state request (plaintext, echo)",
+                     "%s, %s" % (a["plaintext_per_request"] or "n/a",
+                                 a["echo_per_request"] or "n/a"),
+                     "yes" if ok else "**no**"])
+    else:
+        rows.append(["0 allocations per steady-state request (plaintext, echo)", "n/a", "n/a"])
+
+    rss = {r["server"]: num(r["bytes_per_conn"]) for r in idle}
+    t = rss.get("tether")
+    rows.append(["RSS per idle connection ≤ 1 KiB",
+                 "%s B" % f_int(t) if t is not None else "n/a",
+                 "n/a" if t is None else ("yes" if t <= 1024 else "**no**")])
+    others = [(s, rss[s]) for s in ("nginx", "hyper", "go-nethttp") if rss.get(s) is not None]
+    if t is not None and others:
+        rows.append(["RSS per idle connection below nginx's, hyper's and Go's",
+                     "tether %s B; %s" % (f_int(t), ", ".join(
+                         "%s %s B" % (s, f_int(v)) for s, v in others)),
+                     "yes" if all(t < v for _, v in others) else "**no**"])
+    else:
+        rows.append(["RSS per idle connection below nginx's, hyper's and Go's", "n/a", "n/a"])
+    return out + table(["target", "measured", "met?"], rows, ["---", "---", "---"])
+
+
+# ---------------------------------------------------------------------------- run
+
+def run_section(meta):
+    out = ["- date: %s" % meta.get("date", "?"),
+           "- machine: %s" % meta.get("machine", "?"),
+           "- tether: commit %s, `%s`" % (meta.get("commit", "?"), meta.get("tether", "?")),
+           "- command: `%s` (%s)" % (meta.get("command", "bench/run-all.sh"),
+                                     meta.get("duration", "?")),
+           "- load average before the run: %s" % meta.get("load before", "?")]
+    for key in sorted(k for k in meta if k.startswith("version ")):
+        out.append("- %s: %s" % (key[len("version "):], meta[key]))
+    return out
+
+
+# ---------------------------------------------------------------------------- details
+
+def details(p, meta):
+    """every round of peers.tsv, for results.md"""
+    out = ["# Peers, round by round", ""]
+    for key in ("date", "peers rounds", "machine"):
+        if key in meta:
+            out.append("- %s: %s" % (key, meta[key]))
+    out.append("")
+    for rnd in p.rounds:
+        rows = [r for r in p.rows if r["run"] == rnd]
+        out += ["## Round %s" % rnd, ""]
+        out += table(["server", "bytes", "a req/s", "a avg", "a p99", "a errors", "b req/s",
+                      "b errors", "c req/s", "c failed", "d req/s", "d avg", "d p50"],
+                     [[r["server"], r["resp_bytes"], r["a_rps"], r["a_mean_us"] + " µs",
+                       r["a_p99_us"] + " µs", r["a_errors"], r["b_rps"], r["b_errors"],
+                       r["c_rps"], r["c_failed"], r["d_rps"], r["d_mean_us"] + " µs",
+                       r["d_p50_us"] + " µs"] for r in rows])
+        out.append("")
+        head = ["server"]
+        for l, _ in LOADS:
+            head += ["%s CPU %% srv / load / other" % l, "%s s/100k (user)" % l]
+        body = []
+        for r in rows:
+            row = [r["server"]]
+            for l, _ in LOADS:
+                row.append(" / ".join(r[l + k] or "n/a" for k in
+                                      ("_srv_cpu_pct", "_load_cpu_pct", "_other_cpu_pct")))
+                row.append("%s (%s)" % (r[l + "_cpu_s_per_100k"], r[l + "_user_s_per_100k"])
+                           if r[l + "_cpu_s_per_100k"] else "n/a")
+            body.append(row)
+        out += table(head, body)
+        out.append("")
+    return out
+
+
+def rewrite(doc, sections):
+    with open(doc) as f:
+        text = f.read()
+    missing = []
+    for name, lines in sections.items():
+        pat = re.compile(r"(<!-- bench:%s begin -->\n).*?(<!-- bench:%s end -->)"
+                         % (name, name), re.S)
+        if not pat.search(text):
+            missing.append(name)
+            continue
+        body = "\n".join(lines).rstrip("\n") + "\n"
+        text = pat.sub(lambda m: m.group(1) + body + m.group(2), text, count=1)
+    if missing:
+        sys.exit("%s: no <!-- bench:NAME begin/end --> markers for %s; nothing written"
+                 % (doc, ", ".join(missing)))
+    with open(doc, "w") as f:
+        f.write(text)
+
+
+def main():
+    args = sys.argv[1:]
+    doc = None
+    if "--doc" in args:
+        at = args.index("--doc")
+        doc = args[at + 1]
+        del args[at:at + 2]
+    if len(args) != 1:
+        sys.exit(__doc__)
+    res = args[0]
+    meta = read_meta(os.path.join(res, "meta.txt"))
+    p = Peers(read_tsv(os.path.join(res, "peers.tsv")))
+    cg = read_tsv(os.path.join(res, "callgrind.tsv"))
+    heap = read_tsv(os.path.join(res, "heap.tsv"))
+    alloc = read_tsv(os.path.join(res, "alloc.tsv"))
+    idle = read_tsv(os.path.join(res, "idle.tsv"))
+    sections = {
+        "run": run_section(meta),
+        "peers": peers_section(p, meta),
+        "floor": floor_section(p, meta),
+        "callgrind": callgrind_section(cg, meta),
+        "alloc": alloc_section(alloc, heap, meta),
+        "idle": idle_section(idle, meta),
+        "targets": targets_section(p, cg, alloc, idle, meta),
+    }
+    with open(os.path.join(res, "results.md"), "w") as f:
+        lines = ["# Benchmark results", ""]
+        for name in SECTIONS:
+            lines += ["## %s" % name, ""] + sections[name] + [""]
+        lines += details(p, meta)
+        f.write("\n".join(lines))
+    print("wrote %s" % os.path.join(res, "results.md"))
+    if doc:
+        rewrite(doc, sections)
+        print("rewrote the tables of %s" % doc)
+
+
+if __name__ == "__main__":
+    main()
