@@ -9,16 +9,16 @@ SERVER_CPU=${SERVER_CPU:-0} # the server runs pinned to this CPU
 LOAD_CPU=${LOAD_CPU:-1}     # the load generator (wrk, ab, the Python clients) to this one
 TETHER_BIN=${TETHER_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/tether}
 
-# name|port|path|command. {port} becomes the port, {run} a scratch folder of the run.
+# name|path|command. {port} becomes a port free at start, {run} a scratch folder of the run;
 # path is the URL path that answers 200 "Hello, World!".
 SERVERS=(
-    "tether|19011|/plaintext|$TETHER_BIN serve --workers 1 --listen $HOST:{port}"
-    "hyper|19001|/|$BENCH/peers/hyper/target/release/hyper-peer $HOST:{port}"
-    "actix|19002|/|$BENCH/peers/actix/target/release/actix-peer $HOST:{port}"
-    "may_minihttp|19003|/|$BENCH/peers/may_minihttp/target/release/may-minihttp-peer $HOST:{port}"
-    "nginx|19004|/|nginx -p {run}/nginx/ -c nginx.conf -e stderr"
-    "go-nethttp|19005|/|env GOMAXPROCS=1 $BENCH/peers/go-nethttp/go-nethttp $HOST:{port}"
-    "floor|19010|/|$BENCH/floor/floor {port}"
+    "tether|/plaintext|$TETHER_BIN serve --workers 1 --listen $HOST:{port}"
+    "hyper|/|$BENCH/peers/hyper/target/release/hyper-peer $HOST:{port}"
+    "actix|/|$BENCH/peers/actix/target/release/actix-peer $HOST:{port}"
+    "may_minihttp|/|$BENCH/peers/may_minihttp/target/release/may-minihttp-peer $HOST:{port}"
+    "nginx|/|nginx -p {run}/nginx/ -c nginx.conf -e stderr"
+    "go-nethttp|/|env GOMAXPROCS=1 $BENCH/peers/go-nethttp/go-nethttp $HOST:{port}"
+    "floor|/|$BENCH/floor/floor {port}"
 )
 ALL_SERVERS=(tether hyper actix may_minihttp nginx go-nethttp floor)
 
@@ -26,11 +26,11 @@ ALL_SERVERS=(tether hyper actix may_minihttp nginx go-nethttp floor)
 # and in the clients.
 ulimit -n 65536 2> /dev/null || ulimit -n "$(ulimit -Hn)"
 
-# server_entry NAME: sets S_NAME S_PORT S_PATH S_CMD (placeholders still in), or fails.
+# server_entry NAME: sets S_NAME S_PATH S_CMD (placeholders still in), or fails.
 server_entry() {
     local entry
     for entry in "${SERVERS[@]}"; do
-        IFS='|' read -r S_NAME S_PORT S_PATH S_CMD <<< "$entry"
+        IFS='|' read -r S_NAME S_PATH S_CMD <<< "$entry"
         [ "$S_NAME" = "$1" ] && return 0
     done
     echo "unknown server: $1 (known: ${ALL_SERVERS[*]})" >&2
@@ -56,7 +56,8 @@ server_built() {
     }
 }
 
-# prepare_run NAME RUN_DIR: per-run files some servers need (nginx's prefix folder).
+# prepare_run NAME RUN_DIR: per-run files some servers need (nginx's prefix folder), once
+# S_PORT is chosen.
 prepare_run() {
     if [ "$1" = nginx ]; then
         mkdir -p "$2/nginx/run"
@@ -66,17 +67,15 @@ prepare_run() {
 
 SERVER_PID=
 
-# start_server NAME RUN_DIR LOG [WRAPPER...]: starts the server pinned to SERVER_CPU (under
-# WRAPPER, e.g. valgrind, if given) and waits until its port listens, without connecting
-# to it. Sets SERVER_PID, S_URL. Fails if the port is taken or the server does not start.
+# start_server NAME RUN_DIR LOG [WRAPPER...]: starts the server on a free port, pinned to
+# SERVER_CPU (under WRAPPER, e.g. valgrind, if given), and waits until the port listens,
+# without connecting to it. Sets SERVER_PID, S_PORT, S_URL. Fails if the server does not
+# start.
 start_server() {
     local name=$1 run=$2 log=$3 cmd
     shift 3
     server_entry "$name" || return 1
-    if ss -Htln "sport = :$S_PORT" | grep -q .; then
-        echo "$name: port $S_PORT is taken; skipped" >&2
-        return 1
-    fi
+    S_PORT=$(free_port)
     prepare_run "$name" "$run"
     cmd=${S_CMD//\{port\}/$S_PORT}
     cmd=${cmd//\{run\}/$run}
