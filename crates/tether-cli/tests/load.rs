@@ -120,7 +120,11 @@ fn json_report_has_the_documented_fields() {
             "closed_by_client",
         ],
     );
-    numbers(&v["connections"], "requests_per_connection", &["min", "mean", "max"]);
+    numbers(
+        &v["connections"],
+        "requests_per_connection",
+        &["min", "mean", "max"],
+    );
     assert_eq!(v["connections"]["opened"], 4);
     assert!(v.get("target_rate").is_none() && v.get("client_lag_us").is_none());
 
