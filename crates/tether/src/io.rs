@@ -3,9 +3,10 @@
 //! Every wait is bounded: reads by a deadline the caller picks (idle, header or body), writes
 //! by the write timeout counted from the last progress.
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use tokio::io::Interest;
@@ -29,27 +30,46 @@ impl Timer {
         }
     }
 
-    /// Runs `fut` until it completes (`Some`) or `deadline` passes (`None`).
-    pub async fn run<F: Future>(&mut self, deadline: Option<Instant>, fut: F) -> Option<F::Output> {
-        let Some(deadline) = deadline else {
-            return Some(fut.await);
-        };
-        tokio::pin!(fut);
+    /// Arms the timer for `deadline` unless it already fires earlier.
+    pub fn arm(&mut self, deadline: Instant) {
         if self.sleep.deadline() > deadline {
             self.sleep.as_mut().reset(deadline);
         }
+    }
+
+    /// Ready once `deadline` (armed before) has passed; an early firing re-arms the timer.
+    pub fn poll_expired(&mut self, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
         loop {
-            tokio::select! {
-                biased;
-                out = &mut fut => return Some(out),
-                () = self.sleep.as_mut() => {
-                    if Instant::now() >= deadline {
-                        return None;
-                    }
-                    self.sleep.as_mut().reset(deadline);
-                }
+            ready!(self.sleep.as_mut().poll(cx));
+            if Instant::now() >= deadline {
+                return Poll::Ready(());
             }
+            self.sleep.as_mut().reset(deadline);
         }
+    }
+
+    /// Waits until `stream` is readable (`Some`) or `deadline` passes (`None`).
+    ///
+    /// Polls the socket's readiness in place rather than through a stored future, so that
+    /// the wait adds almost nothing to the connection's future.
+    pub async fn readable(
+        &mut self,
+        stream: &TcpStream,
+        deadline: Option<Instant>,
+    ) -> Option<io::Result<()>> {
+        if let Some(d) = deadline {
+            self.arm(d);
+        }
+        poll_fn(|cx| {
+            if let Poll::Ready(r) = stream.poll_read_ready(cx) {
+                return Poll::Ready(Some(r));
+            }
+            match deadline {
+                Some(d) => self.poll_expired(d, cx).map(|()| None),
+                None => Poll::Pending,
+            }
+        })
+        .await
     }
 }
 
@@ -85,7 +105,7 @@ pub(crate) async fn read_some(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
-        match timer.run(deadline, stream.readable()).await {
+        match timer.readable(stream, deadline).await {
             Some(r) => r?,
             None => return Ok(Read::TimedOut),
         }
@@ -108,18 +128,27 @@ pub(crate) async fn write_all(
     bufs: &mut [&[u8]],
     timeout: Duration,
 ) -> io::Result<()> {
-    let mut first = 0;
-    while first < bufs.len() {
-        if bufs[first].is_empty() {
-            first += 1;
-            continue;
-        }
-        let result = if bufs.len() - first == 1 {
-            stream.try_write(bufs[first])
+    while write_some(stream, bufs)? {
+        // The send buffer is full, which is rare: the wait lives in its own allocation so
+        // that every connection's future does not carry a timer for it.
+        Box::pin(writable(stream, timeout)).await?;
+    }
+    Ok(())
+}
+
+/// Writes what the socket takes now; true when it would block with data left.
+fn write_some(stream: &TcpStream, bufs: &mut [&[u8]]) -> io::Result<bool> {
+    loop {
+        let Some(first) = bufs.iter().position(|b| !b.is_empty()) else {
+            return Ok(false);
+        };
+        let rest = &bufs[first..];
+        let result = if rest.len() == 1 {
+            stream.try_write(rest[0])
         } else {
             let mut slices = [IoSlice::new(&[]); 4];
-            let n = (bufs.len() - first).min(4);
-            for (s, b) in slices.iter_mut().zip(&bufs[first..first + n]) {
+            let n = rest.len().min(4);
+            for (s, b) in slices.iter_mut().zip(rest) {
                 *s = IoSlice::new(b);
             }
             stream.try_write_vectored(&slices[..n])
@@ -127,26 +156,29 @@ pub(crate) async fn write_all(
         match result {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(mut n) => {
-                while n > 0 {
-                    let take = n.min(bufs[first].len());
-                    bufs[first] = &bufs[first][take..];
+                for b in bufs[first..].iter_mut() {
+                    let take = n.min(b.len());
+                    *b = &b[take..];
                     n -= take;
-                    if bufs[first].is_empty() {
-                        first += 1;
+                    if n == 0 {
+                        break;
                     }
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => match deadline(timeout) {
-                Some(d) => timeout_at(d, stream.writable())
-                    .await
-                    .map_err(|_| timed_out())??,
-                None => stream.writable().await?,
-            },
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+}
+
+async fn writable(stream: &TcpStream, timeout: Duration) -> io::Result<()> {
+    match deadline(timeout) {
+        Some(d) => timeout_at(d, stream.writable())
+            .await
+            .map_err(|_| timed_out())?,
+        None => stream.writable().await,
+    }
 }
 
 /// Writes `buf` and empties it.
