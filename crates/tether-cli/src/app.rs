@@ -1,30 +1,92 @@
 //! The demo application of `tether serve`: fixed endpoints for trying and measuring the
-//! engine. Every answer but `/echo` comes from static bytes, so serving it allocates nothing.
+//! engine, plus the operational ones (metrics, readiness, liveness). The demo answers come
+//! from static bytes, so serving them allocates nothing.
 
 use std::io;
+use std::sync::Arc;
 
-use tether::{Handler, Request, Response, Status};
-
-/// The page at `/`: the endpoint list.
-const INDEX: &[u8] = b"tether serve\n\
-\n\
-GET  /            this list\n\
-GET  /plaintext   Hello, World! (text/plain)\n\
-GET  /json        {\"message\":\"Hello, World!\"} (application/json)\n\
-POST /echo        the request body back\n";
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+use tether::{
+    CloseReason, ConnState, Handle, Handler, Request, Response, Snapshot, Status,
+    REQUESTS_PER_CONN_BUCKETS,
+};
 
 const PLAINTEXT: &[u8] = b"Hello, World!";
 const JSON: &[u8] = br#"{"message":"Hello, World!"}"#;
 
-/// The demo handler. It holds no state; each worker makes its own.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct App;
+/// Content type of the Prometheus text exposition format.
+pub const PROMETHEUS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Where the operational endpoints live.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    /// Counters: Prometheus text, or JSON.
+    pub metrics: String,
+    /// Readiness: 200, or 503 from the start of a shutdown.
+    pub ready: String,
+    /// Liveness: 200 while the process serves.
+    pub live: String,
+}
+
+/// The demo handler. Each worker makes its own; they share the server's [`Handle`].
+#[derive(Clone, Debug)]
+pub struct App {
+    handle: Handle,
+    paths: Arc<Paths>,
+    /// The page at `/`, made once per worker (it names the configured paths).
+    index: Arc<[u8]>,
+}
+
+impl App {
+    pub fn new(handle: Handle, paths: Arc<Paths>) -> App {
+        let index = format!(
+            "tether serve\n\
+             \n\
+             GET  /            this list\n\
+             GET  /plaintext   Hello, World! (text/plain)\n\
+             GET  /json        {{\"message\":\"Hello, World!\"}} (application/json)\n\
+             POST /echo        the request body back\n\
+             GET  {:<12} connection and request counters (Prometheus text; JSON with ?format=json)\n\
+             GET  {:<12} readiness: 200, or 503 once the server is draining\n\
+             GET  {:<12} liveness: 200\n",
+            paths.metrics, paths.ready, paths.live
+        );
+        App {
+            handle,
+            paths,
+            index: index.into_bytes().into(),
+        }
+    }
+}
 
 impl Handler for App {
     async fn call(&self, req: &mut Request<'_>, res: &mut Response<'_>) -> io::Result<()> {
         let get = matches!(req.method(), "GET" | "HEAD");
-        match req.path() {
-            "/" if get => static_body(res, "text/plain; charset=utf-8", INDEX),
+        let path = req.path();
+        let p = &*self.paths;
+        if path == p.metrics || path == p.ready || path == p.live {
+            if !get {
+                not_allowed(res, "GET, HEAD");
+            } else if path == p.metrics {
+                metrics(req, res, &self.handle);
+            } else if path == p.ready {
+                if self.handle.is_draining() {
+                    res.status(Status::SERVICE_UNAVAILABLE);
+                    static_body(res, "text/plain", b"draining\n");
+                } else {
+                    static_body(res, "text/plain", b"ready\n");
+                }
+            } else {
+                static_body(res, "text/plain", b"ok\n");
+            }
+            return Ok(());
+        }
+        match path {
+            "/" if get => {
+                res.content_type("text/plain; charset=utf-8")
+                    .write(&self.index);
+            }
             "/plaintext" if get => static_body(res, "text/plain", PLAINTEXT),
             "/json" if get => static_body(res, "application/json", JSON),
             "/echo" if req.method() == "POST" => return echo(req, res).await,
@@ -58,4 +120,191 @@ async fn echo(req: &mut Request<'_>, res: &mut Response<'_>) -> io::Result<()> {
     };
     req.body().read_to_end(res.body_buf()).await?;
     Ok(())
+}
+
+/// The counters, as Prometheus text or, when asked (`?format=json` or
+/// `Accept: application/json`), as JSON.
+fn metrics(req: &Request<'_>, res: &mut Response<'_>, handle: &Handle) {
+    let snapshot = handle.stats();
+    res.header("Cache-Control", "no-store");
+    if wants_json(req) {
+        let metrics = Metrics::new(&snapshot, handle.is_draining());
+        match serde_json::to_vec(&metrics) {
+            Ok(mut body) => {
+                body.push(b'\n');
+                res.content_type("application/json").write(&body);
+            }
+            Err(e) => {
+                tracing::warn!("metrics not encoded: {e}");
+                res.status(Status::INTERNAL_SERVER_ERROR);
+            }
+        }
+    } else {
+        res.content_type(PROMETHEUS_TYPE)
+            .write(snapshot.to_prometheus().as_bytes());
+    }
+}
+
+/// `?format=json` wins; then `format=prometheus` or `format=text`; then `Accept`.
+fn wants_json(req: &Request<'_>) -> bool {
+    let format = req.query().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("format=").map(str::to_owned))
+    });
+    match format.as_deref() {
+        Some("json") => true,
+        Some(_) => false,
+        None => req.header("accept").is_some_and(|accept| {
+            accept
+                .split(|&b| b == b',')
+                .map(|t| t.split(|&b| b == b';').next().unwrap_or(t).trim_ascii())
+                .any(|t| t.eq_ignore_ascii_case(b"application/json"))
+        }),
+    }
+}
+
+/// The JSON form of the counters.
+///
+/// ```json
+/// {"accepted":3,"refused":0,"requests":7,"open":1,"closed":2,"draining":false,
+///  "states":{"new":0,"active":1,"idle":0,"closing":0},
+///  "closed_by":{"peer_closed":1,"peer_reset":0,...},
+///  "requests_per_connection":{"buckets":[{"le":0,"count":0},...,{"le":null,"count":0}],
+///                             "sum":5,"count":2}}
+/// ```
+///
+/// Buckets count closed connections by requests served, each for itself (not cumulative);
+/// `le` is the bucket's upper bound, `null` for the last, unbounded one.
+#[derive(Serialize)]
+pub struct Metrics {
+    accepted: u64,
+    refused: u64,
+    requests: u64,
+    open: u64,
+    closed: u64,
+    draining: bool,
+    states: Named,
+    closed_by: Named,
+    requests_per_connection: Histogram,
+}
+
+impl Metrics {
+    pub fn new(s: &Snapshot, draining: bool) -> Metrics {
+        let states = [
+            ConnState::New,
+            ConnState::Active,
+            ConnState::Idle,
+            ConnState::Closing,
+        ];
+        Metrics {
+            accepted: s.accepted,
+            refused: s.refused,
+            requests: s.requests,
+            open: s.open(),
+            closed: s.closed,
+            draining,
+            states: Named(
+                states
+                    .iter()
+                    .map(|&st| (st.name(), s.in_state(st)))
+                    .collect(),
+            ),
+            closed_by: Named(
+                CloseReason::ALL
+                    .iter()
+                    .map(|&r| (r.name(), s.closed_for(r)))
+                    .collect(),
+            ),
+            requests_per_connection: Histogram {
+                buckets: REQUESTS_PER_CONN_BUCKETS
+                    .iter()
+                    .zip(s.requests_per_conn)
+                    .map(|(&le, count)| ((le != u64::MAX).then_some(le), count))
+                    .collect(),
+                sum: s.requests_per_conn_sum,
+                count: s.requests_per_conn.iter().sum(),
+            },
+        }
+    }
+}
+
+/// Counts by name, serialised as a JSON object in the engine's order.
+struct Named(Vec<(&'static str, u64)>);
+
+impl Serialize for Named {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (name, n) in &self.0 {
+            map.serialize_entry(name, n)?;
+        }
+        map.end()
+    }
+}
+
+struct Histogram {
+    buckets: Vec<(Option<u64>, u64)>,
+    sum: u64,
+    count: u64,
+}
+
+impl Serialize for Histogram {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Bucket {
+            le: Option<u64>,
+            count: u64,
+        }
+        struct Buckets<'a>(&'a [(Option<u64>, u64)]);
+        impl Serialize for Buckets<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut seq = s.serialize_seq(Some(self.0.len()))?;
+                for &(le, count) in self.0 {
+                    seq.serialize_element(&Bucket { le, count })?;
+                }
+                seq.end()
+            }
+        }
+        let mut map = s.serialize_map(Some(3))?;
+        map.serialize_entry("buckets", &Buckets(&self.buckets))?;
+        map.serialize_entry("sum", &self.sum)?;
+        map.serialize_entry("count", &self.count)?;
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_names_every_state_reason_and_bucket() {
+        let mut s = Snapshot {
+            accepted: 5,
+            closed: 3,
+            requests_per_conn_sum: 6,
+            ..Snapshot::default()
+        };
+        s.states[1] = 2;
+        s.closed_by[CloseReason::Evicted as usize] = 3;
+        s.requests_per_conn[2] = 3;
+        let v: serde_json::Value =
+            serde_json::to_value(Metrics::new(&s, true)).expect("serialisable");
+        assert_eq!(v["accepted"], 5);
+        assert_eq!(v["open"], 2);
+        assert_eq!(v["draining"], true);
+        assert_eq!(v["states"]["active"], 2);
+        assert_eq!(v["states"].as_object().map(|o| o.len()), Some(4));
+        assert_eq!(v["closed_by"]["evicted"], 3);
+        assert_eq!(
+            v["closed_by"].as_object().map(|o| o.len()),
+            Some(CloseReason::ALL.len())
+        );
+        let h = &v["requests_per_connection"];
+        assert_eq!(h["buckets"][2], serde_json::json!({"le": 2, "count": 3}));
+        assert_eq!(
+            h["buckets"][REQUESTS_PER_CONN_BUCKETS.len() - 1]["le"],
+            serde_json::Value::Null
+        );
+        assert_eq!((h["sum"].as_u64(), h["count"].as_u64()), (Some(6), Some(3)));
+    }
 }

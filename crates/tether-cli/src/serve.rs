@@ -3,14 +3,16 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory};
 use tether::{Config, Server};
+use tokio::sync::oneshot;
 use tracing::{info, warn};
 
-use crate::app::App;
+use crate::app::{App, Paths};
 use crate::duration;
 
 /// Flags of `tether serve`: one per setting of [`Config`] worth changing from the command
@@ -107,6 +109,58 @@ pub struct ServeArgs {
         allow_negative_numbers = true
     )]
     pub limit_jitter: f64,
+
+    /// Connections over all workers; at the limit the least recently used idle connection is closed for a new one, else the new one gets 503 (0 = from the file descriptor limit)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub max_connections: usize,
+
+    /// Connections per client IP address; beyond it a new one gets 429 (0 = off)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub max_connections_per_ip: usize,
+
+    /// Idle time before a connection may be evicted at the limit or closed by a drain
+    #[arg(long, value_name = "D", default_value = "1s", value_parser = duration::parse)]
+    pub min_idle_age: Duration,
+
+    /// First phase of a shutdown: connections stay open, responses carry Connection: close, idle connections close once idle for --min-idle-age
+    #[arg(long, value_name = "D", default_value = "5s", value_parser = duration::parse)]
+    pub drain_window: Duration,
+
+    /// Hard deadline of a shutdown, from its start: what remains is cut
+    #[arg(long, value_name = "D", default_value = "30s", value_parser = duration::parse)]
+    pub shutdown_timeout: Duration,
+
+    /// Path of the counters: Prometheus text, or JSON with ?format=json or Accept: application/json
+    #[arg(long, value_name = "PATH", default_value = "/metrics", value_parser = parse_path)]
+    pub metrics_path: String,
+
+    /// Path of the readiness probe: 200, or 503 from the start of a shutdown
+    #[arg(long, value_name = "PATH", default_value = "/readyz", value_parser = parse_path)]
+    pub ready_path: String,
+
+    /// Path of the liveness probe: 200 while the process serves
+    #[arg(long, value_name = "PATH", default_value = "/healthz", value_parser = parse_path)]
+    pub live_path: String,
+}
+
+fn parse_path(s: &str) -> Result<String, String> {
+    if s.starts_with('/') && !s.contains(['?', '#']) && !s.chars().any(char::is_whitespace) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is not a path: it must start with / and hold no query, fragment or space"
+        ))
+    }
 }
 
 fn parse_addr(s: &str) -> Result<SocketAddr, String> {
@@ -135,7 +189,21 @@ impl ServeArgs {
             max_headers: self.max_headers,
             max_body_size: self.max_body_size,
             keep_alive_header: !self.no_keep_alive_header,
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            min_idle_age: self.min_idle_age,
+            drain_window: self.drain_window,
+            shutdown_timeout: self.shutdown_timeout,
             ..default
+        }
+    }
+
+    /// Where the metrics and the probes answer.
+    pub fn paths(&self) -> Paths {
+        Paths {
+            metrics: self.metrics_path.clone(),
+            ready: self.ready_path.clone(),
+            live: self.live_path.clone(),
         }
     }
 }
@@ -161,11 +229,22 @@ fn invalid(message: &str) -> clap::Error {
     cmd.error(ErrorKind::ValueValidation, text)
 }
 
-/// Runs `tether serve`: validates, binds, serves until SIGTERM or SIGINT, then drains.
+/// Runs `tether serve`: validates, raises the descriptor limit, binds, serves until SIGTERM
+/// or SIGINT, then drains in two phases (a second signal exits at once).
 pub fn run(args: &ServeArgs) -> ExitCode {
     let config = args.config();
     if let Err(message) = config.validate() {
         invalid(&message).exit();
+    }
+    if let Some(path) = duplicate_path(args) {
+        invalid_paths(path).exit();
+    }
+    match raise_nofile_limit() {
+        Ok((before, after)) if after > before => {
+            info!("file descriptor limit raised from {before} to {after}");
+        }
+        Ok((_, now)) => info!("file descriptor limit {now}"),
+        Err(e) => warn!("file descriptor limit not raised: {e}"),
     }
     let workers = config.workers;
     let server = match Server::builder().config(config).bind(args.listen) {
@@ -176,11 +255,39 @@ pub fn run(args: &ServeArgs) -> ExitCode {
         }
     };
     let addr = server.local_addr();
-    match server.run_until(|| App, shutdown_signal(addr, workers)) {
+    let first_signal = match watch_signals() {
+        Ok(rx) => Some(rx),
+        Err(e) => {
+            warn!("no signal can stop the server: {e}");
+            None
+        }
+    };
+    // Logged once the signal handlers are installed, so whoever waits for this line can stop
+    // the server cleanly from then on.
+    info!("listening on http://{addr} ({workers} workers)");
+    let handle = server.handle();
+    let paths = Arc::new(args.paths());
+    let make = move || App::new(handle.clone(), paths.clone());
+    let signal = async move {
+        let received = match first_signal {
+            Some(rx) => rx.await.is_ok(),
+            None => false,
+        };
+        if !received {
+            std::future::pending::<()>().await;
+        }
+    };
+    match server.run_until(make, signal) {
         Ok(stopped) => {
+            let d = stopped.drain;
             info!(
                 accepted = stopped.stats.accepted,
                 requests = stopped.stats.requests,
+                open_at_shutdown = d.connections,
+                requests_completed = d.requests_completed,
+                connections_closed = d.connections_closed,
+                connections_cut = d.connections_cut,
+                requests_cut = d.requests_cut,
                 "stopped"
             );
             ExitCode::SUCCESS
@@ -192,31 +299,104 @@ pub fn run(args: &ServeArgs) -> ExitCode {
     }
 }
 
-/// Completes at SIGTERM or SIGINT. The startup line is logged here, once both handlers are
-/// installed, so whoever waits for it can stop the server cleanly from then on.
-async fn shutdown_signal(addr: SocketAddr, workers: usize) {
-    use tokio::signal::unix::{signal, SignalKind};
-
-    let mut term = signal(SignalKind::terminate())
-        .inspect_err(|e| warn!("no SIGTERM handler: {e}"))
-        .ok();
-    let mut int = signal(SignalKind::interrupt())
-        .inspect_err(|e| warn!("no SIGINT handler: {e}"))
-        .ok();
-    info!("listening on http://{addr} ({workers} workers)");
-    let name = tokio::select! {
-        Some(_) = recv(term.as_mut()) => "SIGTERM",
-        Some(_) = recv(int.as_mut()) => "SIGINT",
-        else => {
-            warn!("no signal can stop the server");
-            std::future::pending::<&str>().await
-        }
-    };
-    info!("{name} received; shutting down");
+/// The first of the metrics, readiness and liveness paths given twice.
+fn duplicate_path(args: &ServeArgs) -> Option<&str> {
+    let (m, r, l) = (&args.metrics_path, &args.ready_path, &args.live_path);
+    if m == r || m == l {
+        Some(m)
+    } else if r == l {
+        Some(r)
+    } else {
+        None
+    }
 }
 
-async fn recv(signal: Option<&mut tokio::signal::unix::Signal>) -> Option<()> {
-    signal?.recv().await
+fn invalid_paths(path: &str) -> clap::Error {
+    let mut cli = crate::Cli::command();
+    cli.build();
+    let cmd = cli
+        .find_subcommand_mut("serve")
+        .expect("the serve subcommand exists");
+    cmd.error(
+        ErrorKind::ArgumentConflict,
+        format!(
+            "'--metrics-path', '--ready-path' and '--live-path' must differ: {path} is given twice"
+        ),
+    )
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, so that the connection limit derived
+/// from it (and the descriptors left for accepting) is as high as the system allows.
+/// Returns the soft limit before and after.
+fn raise_nofile_limit() -> std::io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is given and nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let before = lim.rlim_cur;
+    let mut target = lim.rlim_max;
+    if target == libc::RLIM_INFINITY {
+        // Linux refuses an infinite descriptor limit: the ceiling is fs.nr_open.
+        target = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(1 << 20);
+    }
+    if before >= target {
+        return Ok((before, before));
+    }
+    lim.rlim_cur = target;
+    // SAFETY: setrlimit reads the struct it is given and nothing else.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((before, target))
+}
+
+/// Installs the SIGTERM and SIGINT handlers on a thread of their own. The first signal
+/// completes the returned receiver (which starts the drain); a second one, while the drain
+/// runs, exits the process at once with status 1.
+fn watch_signals() -> std::io::Result<oneshot::Receiver<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // Installed here, before the server is announced, so no early signal is missed.
+    let (mut term, mut int) = rt.block_on(async {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        ))
+    })?;
+    let (tx, rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let name = next_signal(&mut term, &mut int).await;
+                info!("{name} received; draining (a second signal exits at once)");
+                let _ = tx.send(());
+                let name = next_signal(&mut term, &mut int).await;
+                warn!("{name} received during the drain; exiting at once");
+                std::process::exit(1);
+            })
+        })?;
+    Ok(rx)
+}
+
+async fn next_signal(
+    term: &mut tokio::signal::unix::Signal,
+    int: &mut tokio::signal::unix::Signal,
+) -> &'static str {
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
 }
 
 #[cfg(test)]
@@ -264,6 +444,49 @@ mod tests {
         assert_eq!(c.max_requests, 0);
         assert!(!c.keep_alive_header);
         assert_eq!(c.limit_jitter, 0.0);
+    }
+
+    #[test]
+    fn lifecycle_flags_reach_the_config() {
+        let args = parse(&[
+            "--max-connections=3",
+            "--max-connections-per-ip=2",
+            "--min-idle-age=100ms",
+            "--drain-window=2s",
+            "--shutdown-timeout=10s",
+            "--metrics-path=/m",
+            "--ready-path=/r",
+            "--live-path=/l",
+        ])
+        .expect("valid flags");
+        let c = args.config();
+        assert_eq!(c.max_connections, 3);
+        assert_eq!(c.max_connections_per_ip, 2);
+        assert_eq!(c.min_idle_age, Duration::from_millis(100));
+        assert_eq!(c.drain_window, Duration::from_secs(2));
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(10));
+        let p = args.paths();
+        assert_eq!((&*p.metrics, &*p.ready, &*p.live), ("/m", "/r", "/l"));
+        assert_eq!(duplicate_path(&args), None);
+
+        let defaults = parse(&[]).expect("no flags parse");
+        let p = defaults.paths();
+        assert_eq!(
+            (&*p.metrics, &*p.ready, &*p.live),
+            ("/metrics", "/readyz", "/healthz")
+        );
+        let same = parse(&["--ready-path=/metrics"]).expect("parses");
+        assert_eq!(duplicate_path(&same), Some("/metrics"));
+        let e = invalid_paths("/metrics").to_string();
+        assert!(e.contains("'--ready-path'"), "{e}");
+    }
+
+    #[test]
+    fn paths_must_be_paths() {
+        for bad in ["metrics", "/m?x=1", "/a b", ""] {
+            let e = parse(&["--metrics-path", bad]).expect_err(bad).to_string();
+            assert!(e.contains("'--metrics-path"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -436,6 +436,14 @@ fn help_lists_every_flag_with_its_default() {
         ("--max-body-size <BYTES>", "1048576"),
         ("--no-keep-alive-header", "sent"),
         ("--limit-jitter <FRACTION>", "0.1"),
+        ("--max-connections <N>", "0"),
+        ("--max-connections-per-ip <N>", "0"),
+        ("--min-idle-age <D>", "1s"),
+        ("--drain-window <D>", "5s"),
+        ("--shutdown-timeout <D>", "30s"),
+        ("--metrics-path <PATH>", "/metrics"),
+        ("--ready-path <PATH>", "/readyz"),
+        ("--live-path <PATH>", "/healthz"),
     ];
     for (flag, default) in flags {
         let line = help.lines().find(|l| l.trim_start().starts_with(flag));
@@ -483,6 +491,10 @@ fn invalid_values_are_refused_before_binding() {
         (&["--limit-jitter", "0.9"], "--limit-jitter"),
         (&["--backlog", "many"], "--backlog"),
         (&["--listen", "not-an-address"], "--listen"),
+        (&["--max-connections", "-1"], "--max-connections"),
+        (&["--drain-window", "5"], "--drain-window"),
+        (&["--metrics-path", "metrics"], "--metrics-path"),
+        (&["--ready-path", "/healthz"], "--ready-path"),
     ];
     for (flags, name) in cases {
         let (status, err) = refused(flags);
