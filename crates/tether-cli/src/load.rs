@@ -1,7 +1,7 @@
 //! `tether load`: flags, turning them into a [`tether_load::Config`], the progress line, and
 //! printing the report (text or JSON).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -175,7 +175,8 @@ pub fn run(args: &LoadArgs) -> ExitCode {
     }
     match result {
         Ok(text) => {
-            println!("{}", text.trim_end());
+            // A closed stdout (`| head`) is not an error of the run.
+            let _ = writeln!(std::io::stdout(), "{}", text.trim_end());
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -26,6 +26,7 @@ use crate::request::RequestBytes;
 use crate::response::{Done, Reader, Step};
 use crate::schedule::Schedule;
 use crate::stats::{nanos, Closed, ErrorKind, Live, Stats};
+use crate::timer::Timer;
 
 /// Initial read buffer per connection slot.
 const READ_BUF: usize = 4096;
@@ -100,8 +101,10 @@ pub(crate) struct Conn {
     budget: Option<u64>,
     /// When a pipeline slot last became free after the connection was full.
     slot_free_at: Instant,
-    due_timer: Pin<Box<Sleep>>,
-    due_at: Instant,
+    /// The thread's precise timer, for due times.
+    timer: Timer,
+    /// The due time a wake-up is registered for.
+    due_registered: Option<Instant>,
     guard_timer: Pin<Box<Sleep>>,
     guard_at: Instant,
 }
@@ -112,6 +115,7 @@ impl Conn {
         shared: Arc<Shared>,
         stats: Rc<RefCell<Stats>>,
         live: Arc<Live>,
+        timer: Timer,
         index: usize,
         budget: Option<u64>,
     ) -> Conn {
@@ -135,8 +139,8 @@ impl Conn {
             schedule,
             budget,
             slot_free_at: shared.start,
-            due_timer: Box::pin(tokio::time::sleep_until(shared.start.into())),
-            due_at: shared.start,
+            timer,
+            due_registered: None,
             guard_timer: Box::pin(tokio::time::sleep_until(guard_at.into())),
             guard_at,
             stream: None,
@@ -339,17 +343,12 @@ impl Conn {
     /// Waits for input (when a response is awaited, or to notice a close while idle), for
     /// `due` (when another request could be sent then), or for the guard timer.
     async fn wait(&mut self, due: Option<Instant>) -> Event {
-        if let Some(due) = due {
-            if due != self.due_at {
-                self.due_at = due;
-                self.due_timer.as_mut().reset(due.into());
-            }
-        }
         let Conn {
             stream,
             buf,
             end,
-            due_timer,
+            timer,
+            due_registered,
             guard_timer,
             ..
         } = self;
@@ -361,8 +360,14 @@ impl Conn {
                     return Poll::Ready(Event::Read(r.map(|()| rb.filled().len())));
                 }
             }
-            if due.is_some() && due_timer.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Event::Due);
+            if let Some(due) = due {
+                if Instant::now() >= due {
+                    return Poll::Ready(Event::Due);
+                }
+                if *due_registered != Some(due) {
+                    timer.register(due, cx.waker());
+                    *due_registered = Some(due);
+                }
             }
             if guard_timer.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Event::Guard);

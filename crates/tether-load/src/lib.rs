@@ -35,6 +35,7 @@ mod runner;
 mod schedule;
 mod stats;
 mod target;
+mod timer;
 
 pub use compare::{compare, Comparison};
 pub use config::{Bounds, Config, ConnMode, StatusSet};

@@ -16,6 +16,7 @@ use crate::limits;
 use crate::report::Report;
 use crate::request::RequestBytes;
 use crate::stats::{Live, Stats};
+use crate::timer::Timer;
 
 /// How often the progress callback is called.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -148,6 +149,8 @@ fn run_thread(
     let local = tokio::task::LocalSet::new();
     let stats = Rc::new(RefCell::new(Stats::default()));
     let last = local.block_on(&rt, async {
+        let timer = Timer::new()?;
+        tokio::task::spawn_local(timer.clone().drive());
         let tasks: Vec<_> = slots
             .into_iter()
             .map(|(index, budget)| {
@@ -155,6 +158,7 @@ fn run_thread(
                     Arc::clone(&shared),
                     Rc::clone(&stats),
                     Arc::clone(&live),
+                    timer.clone(),
                     index,
                     budget,
                 );
@@ -167,8 +171,8 @@ fn run_thread(
                 last = last.max(at);
             }
         }
-        last
-    });
+        Ok::<_, io::Error>(last)
+    })?;
     drop(local);
     let stats = Rc::try_unwrap(stats)
         .map(RefCell::into_inner)

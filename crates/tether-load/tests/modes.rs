@@ -403,3 +403,20 @@ fn the_warm_up_is_not_measured() {
     assert!((r.duration_secs - 0.2).abs() < 0.05, "{}", r.duration_secs);
     server.shutdown().expect("shutdown");
 }
+
+#[test]
+fn the_interval_is_a_pause_after_each_response() {
+    let server = tether(|b| b);
+    let mut c = config(server.local_addr(), "/plaintext");
+    c.connections = 1;
+    c.interval = Duration::from_millis(5);
+    c.bounds.requests = Some(20);
+    c.bounds.duration = Duration::from_secs(10);
+    let r = run(&c);
+    assert_eq!(r.requests.ok, 20);
+    // 19 pauses of 5 ms between 20 requests; due times have microsecond precision, so the
+    // pauses do not stretch to the next millisecond.
+    assert!(r.duration_secs >= 0.095, "{}", r.duration_secs);
+    assert!(r.duration_secs < 0.2, "{}", r.duration_secs);
+    server.shutdown().expect("shutdown");
+}
