@@ -55,10 +55,7 @@ impl fmt::Display for Comparison {
             "{}: {} connections, {}",
             k.url,
             k.connection_slots,
-            match k.target_rate {
-                Some(r) => format!("constant rate {r:.0} req/s"),
-                None => "closed loop".into(),
-            }
+            k.load_name()
         )?;
         writeln!(f)?;
         writeln!(
@@ -104,6 +101,12 @@ impl fmt::Display for Comparison {
             thousands(k.connections.opened),
             thousands(n.connections.opened),
             ratio(n.connections.opened as f64, k.connections.opened as f64),
+        )?;
+        row(
+            "requests/connection",
+            format!("{:.1}", k.connections.requests_per_connection.mean),
+            format!("{:.1}", n.connections.requests_per_connection.mean),
+            String::new(),
         )?;
         row(
             "avg connect time",

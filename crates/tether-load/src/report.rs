@@ -24,6 +24,8 @@ pub struct Report {
     pub mode: String,
     /// `closed loop` or `constant rate`.
     pub load: String,
+    /// Closed loop: the pause after each response, µs (0 for none).
+    pub interval_us: f64,
     /// Connection slots (concurrent connections asked for).
     pub connection_slots: usize,
     /// Threads (one runtime each).
@@ -251,6 +253,7 @@ impl Report {
             } else {
                 "closed loop".into()
             },
+            interval_us: config.interval.as_secs_f64() * 1e6,
             connection_slots: config.connections,
             threads: config.threads,
             pipeline: config.pipeline,
@@ -298,6 +301,19 @@ impl Report {
     /// The report as pretty-printed JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+impl Report {
+    /// `closed loop`, `closed loop, 5.0 ms pause` or `constant rate 1000 req/s`.
+    pub fn load_name(&self) -> String {
+        match self.target_rate {
+            Some(r) => format!("constant rate {r:.0} req/s"),
+            None if self.interval_us > 0.0 => {
+                format!("closed loop, {} pause", us(self.interval_us))
+            }
+            None => "closed loop".into(),
+        }
     }
 }
 
@@ -381,10 +397,7 @@ impl fmt::Display for Report {
             self.url,
             self.connection_slots,
             self.mode,
-            match self.target_rate {
-                Some(r) => format!("constant rate {r:.0} req/s"),
-                None => "closed loop".into(),
-            },
+            self.load_name(),
             self.threads,
             if self.threads == 1 { "" } else { "s" },
             if self.pipeline > 1 {

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# tether load beside wrk on one core, against the same `tether serve --workers 1`.
+#
+#   crates/tether-load/bench/vs-wrk.sh            3 interleaved rounds of 10 s runs
+#   ROUNDS=1 DURATION=3 crates/tether-load/bench/vs-wrk.sh
+#
+# The server is pinned to CPU 0 (SERVER_CPU), both load generators to CPU 1 (LOAD_CPU), all
+# traffic on 127.0.0.1. Loads, each run by wrk -t1 and by tether load --threads 1:
+#   saturate   100 connections, closed loop, no pause: requests/s of each generator
+#   paced      50 connections, 1 ms pause after each response (wrk: a delay() script)
+#   rate       tether load at a constant rate equal to what wrk achieved in `paced`
+#   single     1 connection, sequential
+# Prints one line per run: load, tool, requests/s, p50, p90, p99 (µs).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../../.." && pwd)
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+bin=${TETHER_BIN:-$root/target/release/tether}
+[ -x "$bin" ] || cargo build --release -p tether-cli --manifest-path "$root/Cargo.toml"
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+    if [ -n "$server_pid" ]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+taskset -c "$SERVER_CPU" "$bin" serve --workers 1 --listen 127.0.0.1:0 2>"$work/serve.log" &
+server_pid=$!
+addr=""
+for _ in $(seq 100); do
+    addr=$(grep -o 'listening on http://[0-9.]*:[0-9]*' "$work/serve.log" | sed 's|.*http://||') || true
+    [ -n "$addr" ] && break
+    sleep 0.1
+done
+[ -n "$addr" ] || { cat "$work/serve.log" >&2; exit 1; }
+url="http://$addr/plaintext"
+printf 'function delay()\n  return 1\nend\n' >"$work/delay.lua"
+
+# wrk OUTPUT -> "rps p50 p90 p99" (µs)
+wrk_figures() {
+    python3 - "$1" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+def us(v):
+    n, unit = re.match(r"([\d.]+)(us|ms|s)", v).groups()
+    return float(n) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
+pct = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)", text, re.M))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+print(f"{rps:.0f} {us(pct['50']):.0f} {us(pct['90']):.0f} {us(pct['99']):.0f}")
+PY
+}
+
+# tether load JSON -> "rps p50 p90 p99" (µs)
+load_figures() {
+    python3 - "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+l = r["latency_us"]
+print(f"{r['requests_per_sec']:.0f} {l['p50']:.0f} {l['p90']:.0f} {l['p99']:.0f}")
+PY
+}
+
+run_wrk() { # LABEL ARGS...
+    local label=$1; shift
+    taskset -c "$LOAD_CPU" wrk -t1 -d"${DURATION}s" --latency "$@" "$url" >"$work/wrk.txt"
+    echo "$label wrk $(wrk_figures "$work/wrk.txt")"
+}
+
+run_load() { # LABEL ARGS...
+    local label=$1; shift
+    taskset -c "$LOAD_CPU" "$bin" load "$url" --threads 1 -d "${DURATION}s" --json "$@" >"$work/load.json"
+    echo "$label tether-load $(load_figures "$work/load.json")"
+}
+
+echo "server: tether serve --workers 1 on CPU $SERVER_CPU; load on CPU $LOAD_CPU; ${DURATION}s runs"
+echo "load tool req/s p50_us p90_us p99_us"
+for round in $(seq "$ROUNDS"); do
+    echo "# round $round"
+    run_wrk saturate -c100
+    run_load saturate -c 100
+    line=$(run_wrk paced -c50 -s "$work/delay.lua")
+    echo "$line"
+    run_load paced -c 50 --interval 1
+    rate=$(awk '{ print $3 }' <<<"$line")
+    run_load rate -c 50 --rate "$rate"
+    run_wrk single -c1
+    run_load single -c 1
+done
