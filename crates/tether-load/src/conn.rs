@@ -209,8 +209,9 @@ impl Conn {
                 return Ok(());
             }
         }
-        let shared = Arc::clone(&self.shared);
-        let config = &shared.config;
+        let pipeline = self.shared.config.pipeline;
+        let per_conn = self.shared.per_conn;
+        let measure_from = self.shared.measure_from;
         let was_idle = self.in_flight.is_empty();
         let sent_at = Instant::now();
         for p in self.in_flight.iter_mut().take(self.resend) {
@@ -219,18 +220,16 @@ impl Conn {
         let mut count = self.resend;
         self.resend = 0;
         let open = self.schedule.is_open();
-        while self.in_flight.len() < config.pipeline
+        while self.in_flight.len() < pipeline
             && self.budget != Some(0)
             && self.ka_left.is_none_or(|left| (count as u64) < left)
-            && shared
-                .per_conn
-                .is_none_or(|n| self.sent + (count as u64) < n)
+            && per_conn.is_none_or(|n| self.sent + (count as u64) < n)
         {
             let due = self.schedule.due();
             if due > now {
                 break;
             }
-            let measured = due >= shared.measure_from;
+            let measured = due >= measure_from;
             if measured {
                 self.budget = self.budget.map(|b| b - 1);
             }
