@@ -62,11 +62,14 @@ pub struct Tether {
 }
 
 impl Tether {
-    /// `tether serve --listen 127.0.0.1:0` with `flags` (a `--listen` among them wins).
+    /// `tether serve` with `flags`, on `127.0.0.1:0` unless they hold a `--listen`.
     pub fn start(flags: &[&str]) -> Tether {
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(flags);
-        Tether::spawn(cmd)
+        cmd.arg("serve");
+        if !flags.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        Tether::spawn(cmd.args(flags))
     }
 
     /// `tether serve` with `flags` under `sh -c` after the shell command `prelude` (such as
@@ -78,10 +81,10 @@ impl Tether {
             .arg(BIN)
             .args(["--listen", "127.0.0.1:0"])
             .args(flags);
-        Tether::spawn(cmd)
+        Tether::spawn(&mut cmd)
     }
 
-    fn spawn(mut cmd: Command) -> Tether {
+    fn spawn(cmd: &mut Command) -> Tether {
         let mut child = cmd
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
