@@ -7,14 +7,18 @@
 # The server is pinned to CPU 0 (SERVER_CPU), both load generators to CPU 1 (LOAD_CPU), all
 # traffic on 127.0.0.1. Loads, each run by wrk -t1 and by tether load --threads 1:
 #   saturate   100 connections, closed loop, no pause: requests/s of each generator
-#   paced      50 connections, 1 ms pause after each response (wrk: a delay() script)
-#   rate       tether load at a constant rate equal to what wrk achieved in `paced`
+#   paced      PACED connections (10), 1 ms pause after each response (wrk: a delay() script):
+#              a light load, where neither tool queues requests at the server
+#   rate       tether load on as many connections at a constant rate equal to what wrk
+#              achieved in `paced`
 #   single     1 connection, sequential
-# Prints one line per run: load, tool, requests/s, p50, p90, p99 (µs).
+# Prints one line per run (load, tool, requests/s, p50, p90, p99 in µs), then the median of
+# each figure over the rounds, and tether load's over wrk's.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
+PACED=${PACED:-10}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 bin=${TETHER_BIN:-$root/target/release/tether}
@@ -86,11 +90,26 @@ for round in $(seq "$ROUNDS"); do
     echo "# round $round"
     run_wrk saturate -c100
     run_load saturate -c 100
-    line=$(run_wrk paced -c50 -s "$work/delay.lua")
+    line=$(run_wrk paced -c"$PACED" -s "$work/delay.lua")
     echo "$line"
-    run_load paced -c 50 --interval 1
+    run_load paced -c "$PACED" --interval 1
     rate=$(awk '{ print $3 }' <<<"$line")
-    run_load rate -c 50 --rate "$rate"
+    run_load rate -c "$PACED" --rate "$rate"
     run_wrk single -c1
     run_load single -c 1
-done
+done | tee "$work/runs.txt"
+
+echo "# median over $ROUNDS rounds; ratio = tether-load / wrk"
+python3 - "$work/runs.txt" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    f = line.split()
+    if len(f) == 6 and not line.startswith("#"):
+        runs.setdefault((f[0], f[1]), []).append([float(x) for x in f[2:]])
+med = {k: [statistics.median(col) for col in zip(*v)] for k, v in runs.items()}
+for (load, tool), m in med.items():
+    ref = med.get((load, "wrk")) if tool != "wrk" else None
+    ratio = "  ".join(f"{a / b:.2f}" if b else "-" for a, b in zip(m, ref)) if ref else ""
+    print(f"{load:9} {tool:12} {m[0]:9.0f} {m[1]:8.0f} {m[2]:8.0f} {m[3]:8.0f}   {ratio}")
+PY

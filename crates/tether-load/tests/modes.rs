@@ -420,3 +420,25 @@ fn the_interval_is_a_pause_after_each_response() {
     assert!(r.duration_secs < 0.2, "{}", r.duration_secs);
     server.shutdown().expect("shutdown");
 }
+
+#[test]
+fn a_thousand_connections_from_one_thread() {
+    // The server and the load share this process's descriptors.
+    let limit = tether_load::raise_nofile(4096).unwrap_or(0);
+    if limit < 2_500 {
+        eprintln!("skipped: the open-file limit is {limit}");
+        return;
+    }
+    let server = tether(|b| b);
+    let mut c = config(server.local_addr(), "/plaintext");
+    c.connections = 1_000;
+    c.rate = Some(4_000.0);
+    c.warmup = Duration::from_millis(300);
+    c.bounds.duration = Duration::from_millis(500);
+    let r = run(&c);
+    assert_accounted(&r);
+    assert_eq!(r.connections.opened, 1_000);
+    assert_eq!(r.requests.failed, 0, "{:?}", r.errors);
+    assert!(r.requests.ok >= 1_500, "{:?}", r.requests);
+    server.shutdown().expect("shutdown");
+}
