@@ -119,7 +119,6 @@ fn metrics_in_prometheus_text_and_json() {
 
 /// Each metric family is one group: its HELP and TYPE lines, then its samples.
 #[test]
-#[ignore = "engine: Snapshot::to_prometheus writes every HELP and TYPE line first and the samples after, so families are interleaved, which the text format forbids"]
 fn prometheus_families_are_grouped() {
     let tether = Tether::start(&[]);
     let text = tether.connect().get("/metrics").text().to_owned();

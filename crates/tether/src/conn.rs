@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::handler::Handler;
-use crate::io::{deadline, flush, read_some, Read, Timer};
+use crate::io::{deadline, flush, read_some, try_read, Read, Timer};
 use crate::parse::{parse_head, BodyFraming, Head, Limits, Version};
 use crate::pool::Buffers;
 use crate::registry::Kick;
@@ -287,6 +287,7 @@ pub(crate) async fn serve<H: Handler>(
         timer: Timer::new(),
         key: w.registry.insert(now),
     };
+    w.counters().transition(ConnState::Closed, ConnState::New);
     c.announce();
     let reason = c.run().await;
     c.close(reason).await;
@@ -387,9 +388,6 @@ impl<H: Handler> Conn<'_, H> {
                 if let Err(r) = self.flush().await {
                     return r;
                 }
-                if self.w.draining.get() {
-                    return CloseReason::Shutdown;
-                }
                 self.idle_since = Instant::now();
                 let timeout = self.idle_timeout();
                 self.idle_deadline = (!timeout.is_zero()).then(|| self.idle_since + timeout);
@@ -448,11 +446,31 @@ impl<H: Handler> Conn<'_, H> {
             })
             .await;
             match event {
-                Wake::Readable(Ok(())) => return Ok(()),
+                Wake::Readable(Ok(())) => {
+                    // Readiness can be stale (a new socket is reported readable before any
+                    // byte): only bytes make the connection active. This read is the one
+                    // the head would start with, so it costs no extra system call.
+                    self.bufs();
+                    let Some(b) = self.bufs.as_mut() else {
+                        return Err(CloseReason::IoError);
+                    };
+                    match try_read(&self.stream, &mut b.read) {
+                        Ok(0) => return Err(CloseReason::PeerClosed),
+                        Ok(n) => {
+                            (self.start, self.end) = (0, n);
+                            return Ok(());
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.release(),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(io_reason(&e)),
+                    }
+                }
                 Wake::Readable(Err(e)) => return Err(io_reason(&e)),
                 Wake::TimedOut if drain_at.is_some_and(|at| Instant::now() >= at) => {
                     return Err(CloseReason::Shutdown)
                 }
+                // A new connection that sent nothing within the header timeout.
+                Wake::TimedOut if self.served == 0 => return Err(CloseReason::HeaderTimeout),
                 Wake::TimedOut => return Err(CloseReason::IdleTimeout),
                 Wake::Kick(Kick::Close) if self.w.draining.get() => {
                     return Err(CloseReason::Shutdown)

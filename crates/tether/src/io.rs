@@ -81,6 +81,20 @@ pub(crate) enum Read {
     TimedOut,
 }
 
+/// Reads what the socket holds into `buf`, without waiting.
+pub(crate) fn try_read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    let n = stream.try_read(buf)?;
+    if n > 0 && n < buf.len() {
+        // A short read drained the socket: forget the readiness now rather than learn it
+        // from a read that fails with EAGAIN (edge-triggered epoll reports data that
+        // arrives later as a new event).
+        let _ = stream.try_io(Interest::READABLE, || {
+            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+        });
+    }
+    Ok(n)
+}
+
 /// Reads what is available into `buf`, waiting until `deadline` (if any) for data.
 pub(crate) async fn read_some(
     stream: &TcpStream,
@@ -89,18 +103,8 @@ pub(crate) async fn read_some(
     deadline: Option<Instant>,
 ) -> io::Result<Read> {
     loop {
-        match stream.try_read(buf) {
-            Ok(n) => {
-                if n > 0 && n < buf.len() {
-                    // A short read drained the socket: forget the readiness now rather than
-                    // learn it from a read that fails with EAGAIN (edge-triggered epoll
-                    // reports data that arrives later as a new event).
-                    let _ = stream.try_io(Interest::READABLE, || {
-                        Err::<(), _>(io::ErrorKind::WouldBlock.into())
-                    });
-                }
-                return Ok(Read::Data(n));
-            }
+        match try_read(stream, buf) {
+            Ok(n) => return Ok(Read::Data(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),

@@ -130,37 +130,46 @@ impl Snapshot {
     /// ```
     pub fn to_prometheus(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let mut metric = |name: &str, kind: &str, help: &str| {
+        // Each metric's HELP and TYPE lines, then its samples, as one group.
+        let head = |out: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
-        metric(
+        head(
+            &mut out,
             "tether_connections_accepted_total",
             "counter",
             "Connections accepted.",
         );
-        metric(
+        let _ = writeln!(out, "tether_connections_accepted_total {}", self.accepted);
+        head(
+            &mut out,
             "tether_connections_refused_total",
             "counter",
             "Connections refused at a connection limit.",
         );
-        metric("tether_requests_total", "counter", "Requests answered.");
-        metric("tether_connections", "gauge", "Open connections by state.");
-        metric(
+        let _ = writeln!(out, "tether_connections_refused_total {}", self.refused);
+        head(
+            &mut out,
+            "tether_requests_total",
+            "counter",
+            "Requests answered.",
+        );
+        let _ = writeln!(out, "tether_requests_total {}", self.requests);
+        head(
+            &mut out,
+            "tether_connections",
+            "gauge",
+            "Open connections by state.",
+        );
+        for (s, n) in GAUGED.iter().zip(self.states) {
+            let _ = writeln!(out, "tether_connections{{state=\"{}\"}} {n}", s.name());
+        }
+        head(
+            &mut out,
             "tether_connections_closed_total",
             "counter",
             "Connections closed, by reason.",
         );
-        metric(
-            "tether_requests_per_connection",
-            "histogram",
-            "Requests served by each closed connection.",
-        );
-        let _ = writeln!(out, "tether_connections_accepted_total {}", self.accepted);
-        let _ = writeln!(out, "tether_connections_refused_total {}", self.refused);
-        let _ = writeln!(out, "tether_requests_total {}", self.requests);
-        for (s, n) in GAUGED.iter().zip(self.states) {
-            let _ = writeln!(out, "tether_connections{{state=\"{}\"}} {n}", s.name());
-        }
         for (r, n) in CloseReason::ALL.iter().zip(self.closed_by) {
             let _ = writeln!(
                 out,
@@ -168,6 +177,12 @@ impl Snapshot {
                 r.name()
             );
         }
+        head(
+            &mut out,
+            "tether_requests_per_connection",
+            "histogram",
+            "Requests served by each closed connection.",
+        );
         let mut cumulative = 0;
         for (le, n) in REQUESTS_PER_CONN_BUCKETS.iter().zip(self.requests_per_conn) {
             cumulative += n;
@@ -226,5 +241,33 @@ impl Stats {
         }
         s.closed = s.closed_by.iter().sum();
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every metric's samples follow its own HELP and TYPE lines, as the text format wants.
+    #[test]
+    fn prometheus_groups_each_metric() {
+        let text = Snapshot::default().to_prometheus();
+        let mut current = String::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                current = rest.split(' ').next().unwrap_or("").to_owned();
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap_or("");
+                let base = name
+                    .trim_end_matches("_bucket")
+                    .trim_end_matches("_sum")
+                    .trim_end_matches("_count");
+                assert!(
+                    name == current || base == current,
+                    "{name} outside the group of {current}"
+                );
+            }
+        }
+        assert!(text.contains("tether_connections{state=\"idle\"} 0"));
     }
 }

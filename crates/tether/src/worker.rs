@@ -157,11 +157,17 @@ pub(crate) async fn run<H: Handler>(
     // Connections the kernel already completed are ours: take them before closing the
     // listener, which would reset them. They are served with `Connection: close`.
     w.draining.set(true);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    while let std::task::Poll::Ready(Ok((stream, peer))) = listener.poll_accept(&mut cx) {
-        accept(&w, stream, peer);
+    // accept(2) itself, not the runtime's cached readiness, which may not have seen them.
+    if let Ok(listener) = listener.into_std() {
+        while let Ok((stream, peer)) = listener.accept() {
+            let stream = stream
+                .set_nonblocking(true)
+                .and_then(|()| TcpStream::from_std(stream));
+            if let Ok(stream) = stream {
+                accept(&w, stream, peer);
+            }
+        }
     }
-    drop(listener);
     drain(&w, start).await
 }
 
