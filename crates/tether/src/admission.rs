@@ -3,8 +3,12 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::conn::ConnEvent;
 use crate::stats::Stats;
@@ -13,8 +17,24 @@ use crate::status::Status;
 /// The connection-state hook.
 pub(crate) type Hook = Arc<dyn Fn(&ConnEvent) + Send + Sync>;
 
+/// What a worker shows the others so that eviction picks the least recently used idle
+/// connection of the whole server.
+pub(crate) struct EvictionSlot {
+    /// When this worker's oldest idle connection became idle, in nanoseconds since
+    /// `Shared::epoch`; `u64::MAX` when it has none.
+    pub oldest_idle: AtomicU64,
+    /// Evictions other workers asked of this one.
+    pub requested: AtomicUsize,
+    /// Wakes this worker's evictor.
+    pub wake: Notify,
+}
+
 /// What every worker of a server shares.
 pub(crate) struct Shared {
+    /// Time origin of `EvictionSlot::oldest_idle`.
+    pub epoch: Instant,
+    /// One per worker.
+    pub slots: Vec<EvictionSlot>,
     pub stats: Stats,
     pub hook: Option<Hook>,
     /// Set when shutdown starts (readiness probes read it).
@@ -48,7 +68,16 @@ impl Shared {
         max_connections: usize,
         max_per_ip: usize,
     ) -> Self {
+        let slots = (0..stats.workers.len())
+            .map(|_| EvictionSlot {
+                oldest_idle: AtomicU64::new(u64::MAX),
+                requested: AtomicUsize::new(0),
+                wake: Notify::new(),
+            })
+            .collect();
         Shared {
+            epoch: Instant::now(),
+            slots,
             stats,
             hook,
             draining: AtomicBool::new(false),
@@ -89,6 +118,26 @@ impl Shared {
             return Err(Status::SERVICE_UNAVAILABLE); // the ticket's drop gives the place back
         }
         Ok(ticket)
+    }
+
+    /// Nanoseconds from the epoch to `t`.
+    pub fn nanos(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// The worker whose oldest idle connection is the oldest of all, if it has been idle
+    /// for `min_age` at `now`.
+    pub fn lru_worker(&self, now: Instant, min_age: Duration) -> Option<usize> {
+        let newest_allowed = self
+            .nanos(now)
+            .checked_sub(u64::try_from(min_age.as_nanos()).ok()?)?;
+        self.slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.oldest_idle.load(Ordering::Relaxed), i))
+            .filter(|&(t, _)| t <= newest_allowed)
+            .min()
+            .map(|(_, i)| i)
     }
 
     fn release_ip(&self, ip: IpAddr) {

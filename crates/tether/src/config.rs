@@ -84,8 +84,9 @@ pub struct Config {
     pub min_idle_age: Duration,
     /// Connections over all workers; 0 derives it from `RLIMIT_NOFILE` (nine tenths of the
     /// soft limit, less 32). At the limit the least recently used idle connection of the
-    /// worker that accepted the new one (idle for at least `min_idle_age`) is closed for it;
-    /// when there is none the new connection gets `503` with `Retry-After: 1` and is closed.
+    /// server (idle for at least `min_idle_age`, on whichever worker holds it) is closed for
+    /// the new one; when there is none the new connection gets `503` with `Retry-After: 1`
+    /// and is closed.
     pub max_connections: usize,
     /// Connections per client IP address (0 = no limit); beyond it `429`.
     pub max_connections_per_ip: usize,

@@ -314,13 +314,16 @@ impl<H: Handler> Conn<'_, H> {
         let w = self.w;
         w.counters().transition(self.state, next);
         self.state = next;
-        match next {
+        let lru_changed = match next {
             ConnState::Closed => {
-                w.registry.remove(self.key);
                 w.counters()
                     .closed(self.reason.unwrap_or(CloseReason::IoError), self.served);
+                w.registry.remove(self.key)
             }
             _ => w.registry.set_state(self.key, next, self.idle_since),
+        };
+        if lru_changed {
+            w.publish_oldest_idle();
         }
         self.announce();
     }

@@ -116,22 +116,28 @@ impl Registry {
         })
     }
 
-    pub fn remove(&self, key: usize) {
+    /// Forgets a connection; returns true when the least recently used idle connection
+    /// changed.
+    pub fn remove(&self, key: usize) -> bool {
         let mut inner = self.inner.borrow_mut();
         if !inner.entries.contains(key) {
-            return;
+            return false;
         }
+        let head = inner.head;
         if inner.entries[key].state == ConnState::Idle {
             inner.unlink(key);
         }
         inner.entries.remove(key);
+        inner.head != head
     }
 
-    /// Records a state change; `now` is when an idle period starts.
-    pub fn set_state(&self, key: usize, state: ConnState, now: Instant) {
+    /// Records a state change; `now` is when an idle period starts. Returns true when the
+    /// least recently used idle connection changed.
+    pub fn set_state(&self, key: usize, state: ConnState, now: Instant) -> bool {
         let mut inner = self.inner.borrow_mut();
+        let head = inner.head;
         let Some(e) = inner.entries.get_mut(key) else {
-            return;
+            return false;
         };
         let was = std::mem::replace(&mut e.state, state);
         if was == ConnState::Idle {
@@ -141,6 +147,13 @@ impl Registry {
             inner.entries[key].idle_since = now;
             inner.push_idle(key);
         }
+        inner.head != head
+    }
+
+    /// When the least recently used idle connection became idle, if there is one.
+    pub fn oldest_idle_since(&self) -> Option<Instant> {
+        let inner = self.inner.borrow();
+        (inner.head != NIL).then(|| inner.entries[inner.head].idle_since)
     }
 
     /// Takes the kick addressed to this connection, or remembers the waker of its wait.

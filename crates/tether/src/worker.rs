@@ -5,6 +5,7 @@ use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,13 +70,37 @@ impl<H: Handler> Worker<H> {
     }
 
     /// Admits a connection within the limits, evicting the least recently used idle
-    /// connection of this worker when the server is full.
+    /// connection of the server when it is full.
     fn admit(&self, peer: SocketAddr) -> Result<Ticket, Status> {
-        let cfg = &*self.cfg;
-        self.shared.admit(peer.ip(), || {
-            self.registry
-                .evict_oldest_idle(Instant::now(), cfg.min_idle_age)
-        })
+        self.shared.admit(peer.ip(), || self.evict_lru())
+    }
+
+    /// Closes the least recently used idle connection of all workers (idle for at least
+    /// `min_idle_age`): here at once, or by asking the worker that holds it.
+    fn evict_lru(&self) -> bool {
+        let now = Instant::now();
+        match self.shared.lru_worker(now, self.cfg.min_idle_age) {
+            Some(i) if i != self.index => {
+                let slot = &self.shared.slots[i];
+                slot.requested.fetch_add(1, Ordering::Relaxed);
+                slot.wake.notify_one();
+                true
+            }
+            _ => self.registry.evict_oldest_idle(now, self.cfg.min_idle_age),
+        }
+    }
+
+    /// Shows the other workers when this worker's oldest idle connection became idle.
+    pub fn publish_oldest_idle(&self) {
+        if self.shared.slots.len() > 1 {
+            let t = self
+                .registry
+                .oldest_idle_since()
+                .map_or(u64::MAX, |t| self.shared.nanos(t));
+            self.shared.slots[self.index]
+                .oldest_idle
+                .store(t, Ordering::Relaxed);
+        }
     }
 }
 
@@ -132,11 +157,26 @@ impl std::ops::AddAssign for DrainReport {
 }
 
 /// Accepts until `stop` fires, then drains this worker's connections in two phases.
+/// Carries out the evictions other workers ask of this one.
+async fn evictor<H: Handler>(w: Rc<Worker<H>>) {
+    let slot = &w.shared.slots[w.index];
+    loop {
+        slot.wake.notified().await;
+        for _ in 0..slot.requested.swap(0, Ordering::Relaxed) {
+            // The oldest may have woken meanwhile: the next oldest goes (or none, and the
+            // server holds one connection over its limit until one closes).
+            w.registry
+                .evict_oldest_idle(Instant::now(), w.cfg.min_idle_age);
+        }
+    }
+}
+
 pub(crate) async fn run<H: Handler>(
     w: Rc<Worker<H>>,
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
 ) -> DrainReport {
+    let evictor = (w.shared.slots.len() > 1).then(|| tokio::task::spawn_local(evictor(w.clone())));
     loop {
         tokio::select! {
             biased;
@@ -167,6 +207,9 @@ pub(crate) async fn run<H: Handler>(
                 accept(&w, stream, peer);
             }
         }
+    }
+    if let Some(e) = evictor {
+        e.abort();
     }
     drain(&w, start).await
 }

@@ -701,7 +701,6 @@ fn over_the_per_address_limit_a_client_gets_429() {
 /// worker: a newcomer on a worker that holds no idle connection still evicts one held by
 /// another worker rather than being refused.
 #[test]
-#[ignore = "engine: Worker::admit evicts only from the accepting worker's registry; with several workers a newcomer gets 503 while another worker holds an evictable idle connection"]
 fn eviction_looks_at_every_worker() {
     let events = Events::default();
     let workers = 2;
