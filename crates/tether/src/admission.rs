@@ -120,6 +120,11 @@ impl Shared {
         Ok(ticket)
     }
 
+    /// The server-wide connection limit in force.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+
     /// Nanoseconds from the epoch to `t`.
     pub fn nanos(&self, t: Instant) -> u64 {
         u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX - 1)

@@ -208,6 +208,12 @@ impl Handle {
         self.shared.stats.snapshot()
     }
 
+    /// The server-wide connection limit in force (derived from `RLIMIT_NOFILE` when the
+    /// configuration left it at 0).
+    pub fn max_connections(&self) -> usize {
+        self.shared.max_connections()
+    }
+
     /// True from the start of a shutdown.
     pub fn is_draining(&self) -> bool {
         self.shared.draining.load(Ordering::Relaxed)

@@ -177,6 +177,7 @@ pub(crate) async fn run<H: Handler>(
     mut stop: watch::Receiver<bool>,
 ) -> DrainReport {
     let evictor = (w.shared.slots.len() > 1).then(|| tokio::task::spawn_local(evictor(w.clone())));
+    let mut last_warning: Option<Instant> = None;
     loop {
         tokio::select! {
             biased;
@@ -186,8 +187,12 @@ pub(crate) async fn run<H: Handler>(
                 Err(e) if per_connection(&e) => {}
                 Err(e) => {
                     // EMFILE, ENFILE, ENOBUFS, ENOMEM: retrying at once would spin; the
-                    // condition clears as connections close.
-                    tracing::warn!(error = %e, "accept failed; backing off");
+                    // condition clears as connections close. One warning a second at most.
+                    let now = Instant::now();
+                    if last_warning.is_none_or(|t| now - t >= Duration::from_secs(1)) {
+                        tracing::warn!(error = %e, "accept failed; backing off");
+                        last_warning = Some(now);
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
