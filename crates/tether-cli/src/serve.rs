@@ -264,8 +264,11 @@ pub fn run(args: &ServeArgs) -> ExitCode {
     };
     // Logged once the signal handlers are installed, so whoever waits for this line can stop
     // the server cleanly from then on.
-    info!("listening on http://{addr} ({workers} workers)");
     let handle = server.handle();
+    info!(
+        "listening on http://{addr} ({workers} workers, at most {} connections)",
+        handle.max_connections()
+    );
     let paths = Arc::new(args.paths());
     let make = move || App::new(handle.clone(), paths.clone());
     let signal = async move {
