@@ -12,8 +12,11 @@
 #   rate       tether load on as many connections at a constant rate equal to what wrk
 #              achieved in `paced`
 #   single     1 connection, sequential
-# Prints one line per run (load, tool, requests/s, p50, p90, p99 in µs), then the median of
-# each figure over the rounds, and tether load's over wrk's.
+# Prints one line per run (load, tool, requests/s, p50, p90, p99 in µs, and the generator's
+# own CPU time per request in µs, user + system, from GNU time), then the median of each
+# figure over the rounds, and tether load's over wrk's. CPU per request is what a generator
+# costs whatever else runs on the machine: 1e6 / (CPU µs per request) is the rate it could
+# sustain on a core of its own.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 ROUNDS=${ROUNDS:-3}
@@ -24,6 +27,7 @@ LOAD_CPU=${LOAD_CPU:-1}
 bin=${TETHER_BIN:-$root/target/release/tether}
 [ -x "$bin" ] || cargo build --release -p tether-cli --manifest-path "$root/Cargo.toml"
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "GNU time is not installed (apt-get install time)" >&2; exit 1; }
 
 work=$(mktemp -d)
 server_pid=""
@@ -48,44 +52,51 @@ done
 url="http://$addr/plaintext"
 printf 'function delay()\n  return 1\nend\n' >"$work/delay.lua"
 
-# wrk OUTPUT -> "rps p50 p90 p99" (µs)
+# wrk OUTPUT TIME -> "rps p50 p90 p99 cpu_us_per_request"
 wrk_figures() {
-    python3 - "$1" <<'PY'
+    python3 - "$1" "$2" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
+user, system = map(float, open(sys.argv[2]).read().split())
 def us(v):
     n, unit = re.match(r"([\d.]+)(us|ms|s)", v).groups()
     return float(n) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
 pct = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)", text, re.M))
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-print(f"{rps:.0f} {us(pct['50']):.0f} {us(pct['90']):.0f} {us(pct['99']):.0f}")
+total = int(re.search(r"(\d+) requests in", text).group(1))
+cpu = (user + system) * 1e6 / max(total, 1)
+print(f"{rps:.0f} {us(pct['50']):.0f} {us(pct['90']):.0f} {us(pct['99']):.0f} {cpu:.2f}")
 PY
 }
 
-# tether load JSON -> "rps p50 p90 p99" (µs)
+# tether load JSON TIME -> "rps p50 p90 p99 cpu_us_per_request"
 load_figures() {
-    python3 - "$1" <<'PY'
+    python3 - "$1" "$2" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
+user, system = map(float, open(sys.argv[2]).read().split())
 l = r["latency_us"]
-print(f"{r['requests_per_sec']:.0f} {l['p50']:.0f} {l['p90']:.0f} {l['p99']:.0f}")
+cpu = (user + system) * 1e6 / max(r["requests"]["total"], 1)
+print(f"{r['requests_per_sec']:.0f} {l['p50']:.0f} {l['p90']:.0f} {l['p99']:.0f} {cpu:.2f}")
 PY
 }
 
 run_wrk() { # LABEL ARGS...
     local label=$1; shift
-    taskset -c "$LOAD_CPU" wrk -t1 -d"${DURATION}s" --latency "$@" "$url" >"$work/wrk.txt"
-    echo "$label wrk $(wrk_figures "$work/wrk.txt")"
+    taskset -c "$LOAD_CPU" /usr/bin/time -f "%U %S" -o "$work/time" \
+        wrk -t1 -d"${DURATION}s" --latency "$@" "$url" >"$work/wrk.txt"
+    echo "$label wrk $(wrk_figures "$work/wrk.txt" "$work/time")"
 }
 
 run_load() { # LABEL ARGS...
     local label=$1; shift
-    taskset -c "$LOAD_CPU" "$bin" load "$url" --threads 1 -d "${DURATION}s" --json "$@" >"$work/load.json"
-    echo "$label tether-load $(load_figures "$work/load.json")"
+    taskset -c "$LOAD_CPU" /usr/bin/time -f "%U %S" -o "$work/time" \
+        "$bin" load "$url" --threads 1 -d "${DURATION}s" --json "$@" >"$work/load.json"
+    echo "$label tether-load $(load_figures "$work/load.json" "$work/time")"
 }
 
 echo "server: tether serve --workers 1 on CPU $SERVER_CPU; load on CPU $LOAD_CPU; ${DURATION}s runs"
-echo "load tool req/s p50_us p90_us p99_us"
+echo "load tool req/s p50_us p90_us p99_us cpu_us/req"
 for round in $(seq "$ROUNDS"); do
     echo "# round $round"
     run_wrk saturate -c100
@@ -105,11 +116,11 @@ import statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
     f = line.split()
-    if len(f) == 6 and not line.startswith("#"):
+    if len(f) == 7 and not line.startswith("#"):
         runs.setdefault((f[0], f[1]), []).append([float(x) for x in f[2:]])
 med = {k: [statistics.median(col) for col in zip(*v)] for k, v in runs.items()}
 for (load, tool), m in med.items():
     ref = med.get((load, "wrk")) if tool != "wrk" else None
     ratio = "  ".join(f"{a / b:.2f}" if b else "-" for a, b in zip(m, ref)) if ref else ""
-    print(f"{load:9} {tool:12} {m[0]:9.0f} {m[1]:8.0f} {m[2]:8.0f} {m[3]:8.0f}   {ratio}")
+    print(f"{load:9} {tool:12} {m[0]:9.0f} {m[1]:8.0f} {m[2]:8.0f} {m[3]:8.0f} {m[4]:8.2f}   {ratio}")
 PY

@@ -131,8 +131,9 @@ impl Timer {
                 return;
             };
             let mut expirations = [0u8; 8];
-            // Reading clears the expiry; EAGAIN means it was cleared already.
-            let _ = guard.try_io(|fd| {
+            // Reading consumes the expiry, after which the timerfd is not readable until it
+            // is re-armed: forget the readiness so the next wait really waits.
+            let read = guard.try_io(|fd| {
                 // SAFETY: reads at most 8 bytes into an 8-byte buffer on this stack.
                 let n = unsafe {
                     libc::read(
@@ -147,6 +148,9 @@ impl Timer {
                     Ok(())
                 }
             });
+            if let Ok(Ok(())) = read {
+                guard.clear_ready();
+            }
             self.inner.armed.set(None);
             self.fire();
         }
