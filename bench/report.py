@@ -343,7 +343,8 @@ def targets_section(p, cg, alloc, idle, meta):
 def run_section(meta):
     out = ["- date: %s" % meta.get("date", "?"),
            "- machine: %s" % meta.get("machine", "?"),
-           "- tether: commit %s, `%s`" % (meta.get("commit", "?"), meta.get("tether", "?")),
+           "- tether: commit %s, `%s`, `GET /plaintext`" % (meta.get("commit", "?"),
+                                                          meta.get("tether", "?")),
            "- command: `%s` (%s)" % (meta.get("command", "bench/run-all.sh"),
                                      meta.get("duration", "?")),
            "- load average before the run: %s" % meta.get("load before", "?")]

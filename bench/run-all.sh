@@ -70,7 +70,7 @@ lock_version() { # FOLDER CRATE
 deb_version() { dpkg-query -W -f '${Version}' "$1" 2> /dev/null || echo "?"; }
 first_line() { "$@" 2>&1 | head -1 || true; }
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2> /dev/null || echo "?")
-if [ -n "$(git -C "$ROOT" status --porcelain -- crates Cargo.toml Cargo.lock 2> /dev/null)" ]; then
+if [ -n "$(git -C "$ROOT" status --porcelain -- crates 2> /dev/null)" ]; then
     commit+=" with uncommitted changes to the engine"
 fi
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
@@ -82,7 +82,7 @@ elapsed=$(($(date +%s) - start))
         "$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)," \
         "Linux $(uname -r); servers pinned to CPU $SERVER_CPU, load to CPU $LOAD_CPU"
     echo "commit: $commit"
-    echo "tether: tether serve --workers 1 --listen 127.0.0.1:PORT, GET /plaintext"
+    echo "tether: tether serve --workers 1 --listen 127.0.0.1:PORT"
     echo "command: ${RUN_ALL_COMMAND:-bench/run-all.sh}"
     echo "duration: $((elapsed / 60)) min $((elapsed % 60)) s"
     echo "load before: $load_before"
@@ -99,7 +99,7 @@ elapsed=$(($(date +%s) - start))
         "(Debian ${nginx_pkg:-package}), worker_processes 1"
     echo "version go-nethttp: $(first_line go version), GOMAXPROCS=1"
     echo "version floor: bench/floor/floor.c, $(first_line gcc --version) -O2"
-    echo "version load: wrk $(deb_version wrk), ab (apache2-utils $(deb_version apache2-utils))," \
+    echo "version tools: wrk $(deb_version wrk), ab (apache2-utils $(deb_version apache2-utils))," \
         "$(first_line valgrind --version)"
 } > "$OUT/meta.txt"
 
