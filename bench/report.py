@@ -156,23 +156,31 @@ def peers_section(p, meta):
     head = ["server"]
     for _, label in LOADS:
         head += [label, "÷ tether"]
-    head.append("response bytes")
+    head += ["d p50 latency (µs)", "response bytes"]
     rows = []
     for s in p.servers:
         row = [s]
         for load, _ in LOADS:
             row.append(rps_cell(p, s, load))
             row.append(f_ratio(p.ratio(s, ref, load + "_rps")[0]) if ref else "n/a")
+        row.append(f_int(p.med(s, "d_p50_us")))
         row.append(f_int(p.med(s, "resp_bytes")))
         rows.append(row)
     out += table(head, rows)
     out.append("")
     others = [num(r[l + "_other_cpu_pct"]) for r in p.rows for l, _ in LOADS]
     others = [o for o in others if o is not None]
-    failed = ["%s round %s: c %s" % (r["server"], r["run"], r["c_failed"]) for r in p.rows
-              if r["c_failed"] not in ("", "0")]
-    errors = ["%s round %s: %s %s errors" % (r["server"], r["run"], l, r[l + "_errors"])
-              for r in p.rows for l in "ab" if num(r[l + "_errors"])]
+    grouped = {}
+    for r in p.rows:
+        what = []
+        if r["c_failed"] not in ("", "0"):
+            what.append("c %s" % ("%s failed requests" % r["c_failed"]
+                                  if num(r["c_failed"]) else r["c_failed"]))
+        what += ["%s %s errors" % (l, r[l + "_errors"]) for l in "ab" if num(r[l + "_errors"])]
+        for w in what:
+            grouped.setdefault((r["server"], w), []).append(r["run"])
+    failed = ["%s, %s (round %s)" % (s, w, ", ".join(runs)) for (s, w), runs in grouped.items()]
+    errors = []
     if others:
         out.append("Noise: other work took a median %.0f%% and at most %.0f%% of one core "
                    "during a load (the share of the two CPUs used by neither the server nor "
