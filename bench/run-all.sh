@@ -12,8 +12,9 @@
 # (four loads against every server, in interleaved rounds), callgrind.sh (instructions per
 # request), heap.sh (allocations of the real binaries, valgrind), alloc.sh (tether's
 # counting-allocator test), idle.sh (RSS per idle connection), then report.py. Results go
-# to bench/results/DATE/ (OUT=DIR to choose). A step that fails is reported and the others
-# still run; the exit status is then 1. Nothing here runs in CI.
+# to bench/results/DATE/ (OUT=DIR to choose). If tether does not build nothing is measured;
+# a later step that fails is reported, the others still run and the exit status is 1.
+# Nothing here runs in CI.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -56,7 +57,13 @@ step() { # NAME COMMAND...
     fi
 }
 
+# tether must build (a peer that does not is skipped by build-peers.sh itself): measuring
+# a stale binary would put wrong figures in BENCHMARKS.md.
 step build "$BENCH/build-peers.sh"
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "tether did not build; nothing measured" >&2
+    exit 1
+fi
 step peers "$BENCH/peers.sh"
 step callgrind "$BENCH/callgrind.sh"
 step heap "$BENCH/heap.sh"
