@@ -135,6 +135,35 @@ fn json_report_has_the_documented_fields() {
 }
 
 #[test]
+fn a_posted_body_over_http10_keep_alive() {
+    let server = serve();
+    let body = std::env::temp_dir().join(format!("tether-load-body-{}", std::process::id()));
+    std::fs::write(&body, b"0123456789").expect("write body file");
+    let url = format!("http://{}/echo", server.addr);
+    let body_arg = body.to_string_lossy().into_owned();
+    let out = load(&[
+        &url,
+        "-c",
+        "2",
+        "-n",
+        "50",
+        "-m",
+        "POST",
+        "--body",
+        &body_arg,
+        "-H",
+        "Content-Type: text/plain",
+        "--http1.0",
+        "--json",
+    ]);
+    let _ = std::fs::remove_file(&body);
+    let v = json(&out);
+    assert_eq!(v["requests"]["ok"], 50, "{v}");
+    assert_eq!(v["connections"]["opened"], 2, "HTTP/1.0 keep-alive: {v}");
+    assert!(v["mode"].as_str().is_some_and(|m| m.contains("HTTP/1.0")));
+}
+
+#[test]
 fn compare_prints_the_side_by_side_table() {
     let server = serve();
     let url = format!("http://{}/plaintext", server.addr);

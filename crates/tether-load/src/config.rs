@@ -4,6 +4,16 @@ use std::time::Duration;
 
 use crate::target::Target;
 
+/// The longest duration any setting may have (a year), so that every instant computed from
+/// the start of a run exists.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// The most body bytes a pipelined batch may hold (256 MiB).
+const MAX_BATCH: usize = 256 << 20;
+
+/// The lowest constant rate, in requests per second.
+pub const MIN_RATE: f64 = 0.001;
+
 /// How connections are used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConnMode {
@@ -156,11 +166,18 @@ impl Config {
         if self.connections == 0 {
             return Err("connections must be at least 1".into());
         }
-        if self.threads == 0 {
-            return Err("threads must be at least 1".into());
+        if self.threads == 0 || self.threads > 1024 {
+            return Err("threads must be 1..=1024".into());
         }
         if self.pipeline == 0 || self.pipeline > 1024 {
             return Err("pipeline must be 1..=1024".into());
+        }
+        if self.body.len().saturating_mul(self.pipeline) > MAX_BATCH {
+            return Err(format!(
+                "body x pipeline must be at most {} MiB (the requests of a batch are kept \
+                 encoded in memory)",
+                MAX_BATCH >> 20
+            ));
         }
         if self.pipeline > 1 && self.mode == ConnMode::PerRequest {
             return Err("pipeline needs persistent connections (not with no-keepalive)".into());
@@ -168,9 +185,21 @@ impl Config {
         if self.mode == ConnMode::PerConnection(0) {
             return Err("max-requests-per-conn must be at least 1".into());
         }
+        for (name, d) in [
+            ("duration", self.bounds.duration),
+            ("interval", self.interval),
+            ("warmup", self.warmup),
+            ("timeout", self.timeout),
+        ] {
+            if d > MAX_DURATION {
+                return Err(format!("{name} must be at most a year"));
+            }
+        }
         if let Some(r) = self.rate {
-            if !(r.is_finite() && r > 0.0) {
-                return Err("rate must be a positive number of requests per second".into());
+            if !(r.is_finite() && r >= MIN_RATE) {
+                return Err(format!(
+                    "rate must be a number of requests per second, at least {MIN_RATE}"
+                ));
             }
             if !self.interval.is_zero() {
                 return Err(
@@ -244,8 +273,14 @@ mod tests {
         let mut c = ok.clone();
         c.method = "GE T".into();
         assert!(c.validate().is_err());
-        let mut c = ok;
+        let mut c = ok.clone();
         c.headers = vec!["NoColon".into()];
+        assert!(c.validate().is_err());
+        let mut c = ok.clone();
+        c.interval = Duration::from_secs(400 * 24 * 3600);
+        assert!(c.validate().expect_err("a long pause").contains("interval"));
+        let mut c = ok;
+        c.rate = Some(1e-9);
         assert!(c.validate().is_err());
     }
 }

@@ -23,6 +23,8 @@
 //! responses in place (`response`, `chunked`) on a schedule (`schedule`), counting into its
 //! thread's `stats`, which are merged into a [`Report`] at the end.
 
+#![warn(missing_docs)]
+
 mod chunked;
 mod compare;
 mod config;
@@ -38,7 +40,7 @@ mod target;
 mod timer;
 
 pub use compare::{compare, Comparison};
-pub use config::{Bounds, Config, ConnMode, StatusSet};
+pub use config::{Bounds, Config, ConnMode, StatusSet, MAX_DURATION, MIN_RATE};
 pub use limits::raise_nofile;
 pub use report::{Connections, Errors, PerConnection, Report, Requests, Summary};
 pub use runner::{run, Progress, DEFAULT_CAP};

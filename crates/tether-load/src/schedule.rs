@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::config::MAX_DURATION;
+
 /// One connection's schedule.
 #[derive(Clone, Copy, Debug)]
 pub enum Schedule {
@@ -63,7 +65,11 @@ impl Schedule {
                 offset_ns,
                 period_ns,
                 k,
-            } => base + Duration::from_nanos((offset_ns + k as f64 * period_ns) as u64),
+            } => {
+                let after = Duration::from_nanos((offset_ns + k as f64 * period_ns) as u64);
+                // Past any instant that can be represented, the request is never due.
+                base.checked_add(after).unwrap_or(base + MAX_DURATION)
+            }
         }
     }
 
