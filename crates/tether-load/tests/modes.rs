@@ -442,3 +442,31 @@ fn a_thousand_connections_from_one_thread() {
     assert!(r.requests.ok >= 1_500, "{:?}", r.requests);
     server.shutdown().expect("shutdown");
 }
+
+#[test]
+fn large_heads_and_bodies() {
+    // A 10 KB header field (more than the read buffer holds at first) and a 1 MB body.
+    let server = Raw::start(|stream, _| {
+        let (mut r, mut w) = split(stream);
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: {}\r\n\r\n",
+            "x".repeat(10_000),
+            1 << 20
+        );
+        let body = vec![b'b'; 1 << 20];
+        while read_request(&mut r) {
+            if !send(&mut w, head.as_bytes()) || !send(&mut w, &body) {
+                return;
+            }
+        }
+    });
+    let mut c = config(server.addr, "/");
+    c.connections = 2;
+    c.bounds.requests = Some(20);
+    c.bounds.duration = Duration::from_secs(10);
+    let r = run(&c);
+    assert_accounted(&r);
+    assert_eq!(r.requests.ok, 20, "{:?}", r.errors);
+    assert_eq!(r.connections.opened, 2);
+    assert!(r.bytes_per_sec * r.duration_secs >= 20.0 * (1 << 20) as f64);
+}
