@@ -64,7 +64,8 @@ impl fmt::Display for Comparison {
             "", "keep-alive", "new connection", "ratio"
         )?;
         let mut row = |name: &str, a: String, b: String, r: String| {
-            writeln!(f, "  {name:<20} {a:>16} {b:>16} {r:>8}")
+            let line = format!("  {name:<20} {a:>16} {b:>16} {r:>8}");
+            writeln!(f, "{}", line.trim_end())
         };
         row(
             "requests",
