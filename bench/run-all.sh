@@ -28,7 +28,6 @@ else
 fi
 export OUT
 mkdir -p "$OUT"
-start=$(date +%s)
 
 if [ -n "${WAIT_QUIET:-}" ]; then
     for _ in $(seq "$((WAIT_QUIET / 10))"); do
@@ -37,6 +36,7 @@ if [ -n "${WAIT_QUIET:-}" ]; then
         sleep 10
     done
 fi
+start=$(date +%s) # the run's duration leaves the wait out
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 if ! awk '{ exit !($1 < 1.0) }' /proc/loadavg; then
     echo "warning: the machine is busy (load $load_before); figures will be noisy" >&2
