@@ -470,3 +470,23 @@ fn large_heads_and_bodies() {
     assert_eq!(r.connections.opened, 2);
     assert!(r.bytes_per_sec * r.duration_secs >= 20.0 * (1 << 20) as f64);
 }
+
+#[test]
+fn pipelining_stops_at_the_servers_keep_alive_max() {
+    // tether says `Keep-Alive: max=N` and closes after 10 requests; a client that pipelined
+    // past the limit would lose requests to the close.
+    let server = tether(|b| b.max_requests(10).limit_jitter(0.0));
+    let mut c = config(server.local_addr(), "/plaintext");
+    c.connections = 2;
+    c.pipeline = 8;
+    c.bounds.requests = Some(400);
+    c.bounds.duration = Duration::from_secs(10);
+    let r = run(&c);
+    assert_accounted(&r);
+    assert_eq!(r.requests.ok, 400, "{:?}", r.errors);
+    assert_eq!(r.errors.pipeline_lost, 0);
+    assert_eq!(r.connections.opened, 40);
+    let per = r.connections.requests_per_connection;
+    assert_eq!((per.min, per.max), (10, 10));
+    server.shutdown().expect("shutdown");
+}
