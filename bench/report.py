@@ -20,6 +20,7 @@ SECTIONS = ["run", "peers", "floor", "callgrind", "alloc", "idle", "targets"]
 LOADS = [("a", "a keep-alive"), ("b", "b pipelined x16"), ("c", "c new connection"),
          ("d", "d sequential")]
 CLIENT_BOUND = 95  # load generator CPU %, at or above which req/s is the client's limit
+NOISE_LIMIT = 25  # CPU % of other work during a load above which that load's round is noisy
 
 
 # ---------------------------------------------------------------------------- reading
@@ -96,10 +97,39 @@ class Peers:
             if r["server"] not in self.servers:
                 self.servers.append(r["server"])
 
-    def values(self, server, key):
+    def all_values(self, server, key):
         """{round: value}"""
         return {r["run"]: num(r[key]) for r in self.rows
                 if r["server"] == server and num(r.get(key)) is not None}
+
+    def values(self, server, key):
+        """{round: value} of the rounds in which other work took at most NOISE_LIMIT % of a
+        core during this load (key's first letter); every round if none was that quiet"""
+        vals = self.all_values(server, key)
+        quiet = {k: v for k, v in vals.items() if not self.noisy(server, key, k)}
+        return quiet or vals
+
+    def noisy(self, server, key, rnd):
+        load = key[0]
+        if load not in "abcd" or key[1] != "_":
+            return False
+        for r in self.rows:
+            if r["server"] == server and r["run"] == rnd:
+                other = num(r.get(load + "_other_cpu_pct"))
+                return other is not None and other > NOISE_LIMIT
+        return False
+
+    def noisy_rounds(self):
+        """[(server, load, round)] left out of the figures"""
+        out = []
+        for s in self.servers:
+            for load, _ in LOADS:
+                key = load + "_cpu_s_per_100k"
+                vals = self.all_values(s, key)
+                quiet = [k for k in vals if not self.noisy(s, key, k)]
+                if quiet:
+                    out += [(s, load, k) for k in vals if k not in quiet]
+        return out
 
     def med(self, server, key):
         return median(self.values(server, key).values())
@@ -127,8 +157,10 @@ def peers_section(p, meta):
     out = []
     rounds = meta.get("peers rounds", "")
     out.append("Measured %s with `bench/peers.sh` (%s); each figure is the median over the "
-               "rounds, each ratio the median of the ratios taken within one round."
-               % (meta.get("date", "?"), rounds or "%d rounds" % len(p.rounds)))
+               "rounds, each ratio the median of the ratios taken within one round. A load "
+               "during which other work took more than %d%% of a core is left out (see "
+               "below), unless every round of it was that noisy."
+               % (meta.get("date", "?"), rounds or "%d rounds" % len(p.rounds), NOISE_LIMIT))
     out.append("")
     if not p.rows:
         return out + ["No results (bench/peers.sh did not run)."]
@@ -185,6 +217,14 @@ def peers_section(p, meta):
         out.append("Noise: other work took a median %.0f%% and at most %.0f%% of one core "
                    "during a load (the share of the two CPUs used by neither the server nor "
                    "the load generator)." % (median(others), max(others)))
+    left_out = {}
+    for s, load, rnd in p.noisy_rounds():
+        left_out.setdefault((s, rnd), []).append(load)
+    if left_out:
+        out.append("Left out as noisy: " + "; ".join(
+            "%s round %s (%s)" % (s, rnd, ", ".join(loads))
+            for (s, rnd), loads in sorted(left_out.items(), key=lambda x: (x[0][1], x[0][0])))
+            + ".")
     if failed or errors:
         out.append("Failures: " + "; ".join(failed + errors) + ".")
     return out
