@@ -30,6 +30,17 @@ enum Out {
     Bytes(Bytes),
 }
 
+impl Out {
+    /// The body's bytes; `buffered` is the response's own buffer.
+    fn bytes<'b>(&'b self, buffered: &'b [u8]) -> &'b [u8] {
+        match self {
+            Out::Buffered => buffered,
+            Out::Static(b) => b,
+            Out::Bytes(b) => b,
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Building,
@@ -275,20 +286,10 @@ impl<'a> Response<'a> {
             return Finish::Close(CloseReason::HandlerError);
         }
         let close = conn::decide(self.cx, self.close, false);
-        let body: &[u8] = match &self.body {
-            Out::Buffered => self.buffered,
-            Out::Static(b) => b,
-            Out::Bytes(b) => b,
-        };
-        let len = body.len();
+        let len = self.body.bytes(self.buffered).len();
         self.encode_head(Framing::Length(len), close);
         if !self.cx.is_head && self.status.allows_body() {
-            let body: &[u8] = match &self.body {
-                Out::Buffered => self.buffered,
-                Out::Static(b) => b,
-                Out::Bytes(b) => b,
-            };
-            self.out.extend_from_slice(body);
+            self.out.extend_from_slice(self.body.bytes(self.buffered));
         }
         close.map_or(Finish::KeepAlive, Finish::Close)
     }

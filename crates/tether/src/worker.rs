@@ -234,14 +234,14 @@ async fn drain<H: Handler>(w: &Worker<H>, start: Instant) -> DrainReport {
     // Phase 2: idle connections go now; requests in flight may finish until the deadline.
     w.registry.kick_all(Kick::Close);
     wait_all_closed(w, start + cfg.shutdown_timeout.max(cfg.drain_window)).await;
-    let snapshot = w.registry.active_count();
+    let active = w.registry.active_count() as u64;
     let cut = w.live.get() as u64;
     DrainReport {
         connections: open_before,
         requests_completed: requests(w) - requests_before,
         connections_closed: open_before.saturating_sub(cut),
         connections_cut: cut,
-        requests_cut: snapshot as u64,
+        requests_cut: active,
     }
 }
 
