@@ -167,7 +167,7 @@ fn wants_json(req: &Request<'_>) -> bool {
 ///
 /// ```json
 /// {"accepted":3,"refused":0,"requests":7,"open":1,"closed":2,"draining":false,
-///  "states":{"new":0,"active":1,"idle":0,"closing":0},
+///  "states":{"new":0,"active":1,"idle":0,"closing":0},"parked":0,
 ///  "closed_by":{"peer_closed":1,"peer_reset":0,...},
 ///  "requests_per_connection":{"buckets":[{"le":0,"count":0},...,{"le":null,"count":0}],
 ///                             "sum":5,"count":2}}
@@ -184,6 +184,7 @@ pub struct Metrics {
     closed: u64,
     draining: bool,
     states: Named,
+    parked: u64,
     closed_by: Named,
     requests_per_connection: Histogram,
 }
@@ -209,6 +210,7 @@ impl Metrics {
                     .map(|&st| (st.name(), s.in_state(st)))
                     .collect(),
             ),
+            parked: s.parked,
             closed_by: Named(
                 CloseReason::ALL
                     .iter()

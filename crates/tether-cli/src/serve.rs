@@ -128,6 +128,10 @@ pub struct ServeArgs {
     )]
     pub max_connections_per_ip: usize,
 
+    /// Idle time after which a keep-alive connection gives up its task and waits as a bare socket until its next request (0 = never)
+    #[arg(long, value_name = "D", default_value = "1s", value_parser = duration::parse)]
+    pub park_after: Duration,
+
     /// Idle time before a connection may be evicted at the limit or closed by a drain
     #[arg(long, value_name = "D", default_value = "1s", value_parser = duration::parse)]
     pub min_idle_age: Duration,
@@ -192,6 +196,7 @@ impl ServeArgs {
             max_connections: self.max_connections,
             max_connections_per_ip: self.max_connections_per_ip,
             min_idle_age: self.min_idle_age,
+            park_after: self.park_after,
             drain_window: self.drain_window,
             shutdown_timeout: self.shutdown_timeout,
             ..default
@@ -455,6 +460,7 @@ mod tests {
             "--max-connections=3",
             "--max-connections-per-ip=2",
             "--min-idle-age=100ms",
+            "--park-after=0",
             "--drain-window=2s",
             "--shutdown-timeout=10s",
             "--metrics-path=/m",
@@ -466,6 +472,7 @@ mod tests {
         assert_eq!(c.max_connections, 3);
         assert_eq!(c.max_connections_per_ip, 2);
         assert_eq!(c.min_idle_age, Duration::from_millis(100));
+        assert_eq!(c.park_after, Duration::ZERO);
         assert_eq!(c.drain_window, Duration::from_secs(2));
         assert_eq!(c.shutdown_timeout, Duration::from_secs(10));
         let p = args.paths();

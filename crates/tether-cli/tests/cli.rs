@@ -439,6 +439,7 @@ fn help_lists_every_flag_with_its_default() {
         ("--max-connections <N>", "0"),
         ("--max-connections-per-ip <N>", "0"),
         ("--min-idle-age <D>", "1s"),
+        ("--park-after <D>", "1s"),
         ("--drain-window <D>", "5s"),
         ("--shutdown-timeout <D>", "30s"),
         ("--metrics-path <PATH>", "/metrics"),

@@ -12,6 +12,9 @@
 //! A connection reads into its read buffer, parses a head, hands the request to the handler,
 //! encodes the response into its write buffer and loops. Responses to pipelined requests
 //! accumulate and go out in one write when no further complete request is buffered.
+//!
+//! A connection idle for [`crate::Config::park_after`] leaves its task (see [`crate::park`]);
+//! it stays `Idle`, and resumes here as a new task that takes up the idle wait where it was.
 
 use std::future::poll_fn;
 use std::io;
@@ -224,6 +227,44 @@ enum Wake {
     TimedOut,
 }
 
+/// How a connection's task ends.
+enum Outcome {
+    Close(CloseReason),
+    /// Idle long enough to park: the socket, duplicated (the task's registration of the
+    /// original goes with the task).
+    Park(std::net::TcpStream),
+}
+
+impl From<CloseReason> for Outcome {
+    fn from(r: CloseReason) -> Self {
+        Outcome::Close(r)
+    }
+}
+
+/// What a connection carries across a park, to resume where it was.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Resume {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub served: u64,
+    pub max_requests: u64,
+    pub expires: Option<Instant>,
+    pub idle_since: Instant,
+    pub idle_deadline: Option<Instant>,
+}
+
+/// How a connection's task starts.
+pub(crate) enum Start {
+    /// Just accepted, from this peer.
+    New(SocketAddr),
+    /// Resumed from a park, at its registry key (boxed: the task's future keeps its start
+    /// for its whole life).
+    Resumed(usize, Box<Resume>),
+}
+
+/// A connection's task, parking: its socket, registry key and state.
+pub(crate) type Parking = (std::net::TcpStream, usize, Resume);
+
 /// Space kept free after a head for the body.
 const BODY_WINDOW: usize = 4096;
 
@@ -251,47 +292,93 @@ struct Conn<'w, H: Handler> {
     id: u64,
     /// Why it is closing, once decided.
     reason: Option<CloseReason>,
+    /// Resumed from a park and not yet through its first idle wait.
+    resumed: bool,
+    /// Parked: the task ends, the connection does not.
+    parked: bool,
 }
 
-/// Serves one accepted connection to its end.
+/// Serves a connection, just accepted or resumed from a park, until it closes (`None`) or
+/// parks (what it leaves to the park).
 pub(crate) async fn serve<H: Handler>(
     w: &Worker<H>,
     stream: TcpStream,
-    peer: SocketAddr,
-) -> CloseReason {
-    let cfg = &*w.cfg;
-    let jitter = |x: f64| x * (1.0 - cfg.limit_jitter * fastrand::f64());
-    let max_requests = match cfg.max_requests {
-        0 => 0,
-        n => (jitter(n as f64) as u64).clamp(1, n),
+    start: Start,
+) -> Option<Parking> {
+    let mut c = match start {
+        Start::New(peer) => Conn::accepted(w, stream, peer),
+        Start::Resumed(key, r) => Conn::resumed(w, stream, key, *r),
     };
-    let expires = (!cfg.max_lifetime.is_zero())
-        .then(|| Instant::now() + cfg.max_lifetime.mul_f64(jitter(1.0)));
-    let now = Instant::now();
-    let mut c = Conn {
+    match c.run().await {
+        Outcome::Close(reason) => {
+            c.close(reason).await;
+            None
+        }
+        Outcome::Park(socket) => {
+            c.parked = true;
+            let r = Resume {
+                id: c.id,
+                peer: c.peer,
+                served: c.served,
+                max_requests: c.max_requests,
+                expires: c.expires,
+                idle_since: c.idle_since,
+                idle_deadline: c.idle_deadline,
+            };
+            Some((socket, c.key, r))
+        }
+    }
+}
+
+/// Accounts for a parked connection that could not resume (its socket, already closed,
+/// could not rejoin the runtime).
+pub(crate) fn lost<H: Handler>(w: &Worker<H>, key: usize, r: &Resume) {
+    let event = |state| ConnEvent {
+        id: r.id,
+        peer: r.peer,
+        state,
+        requests: r.served,
+        reason: Some(CloseReason::IoError),
+    };
+    record(
         w,
-        id: w.next_id(),
-        reason: None,
-        stream,
-        peer,
-        state: ConnState::New,
-        bufs: None,
-        start: 0,
-        end: 0,
-        head: Head::default(),
-        served: 0,
-        max_requests,
-        expires,
-        idle_deadline: None,
-        idle_since: now,
-        timer: Timer::new(),
-        key: w.registry.insert(now),
+        key,
+        ConnState::Idle,
+        &event(ConnState::Closing),
+        r.idle_since,
+    );
+    record(
+        w,
+        key,
+        ConnState::Closing,
+        &event(ConnState::Closed),
+        r.idle_since,
+    );
+}
+
+/// Records a change of state: gauges, the registry (and its idle order), the hook.
+fn record<H: Handler>(
+    w: &Worker<H>,
+    key: usize,
+    from: ConnState,
+    e: &ConnEvent,
+    idle_since: Instant,
+) {
+    w.counters().transition(from, e.state);
+    let lru_changed = match e.state {
+        ConnState::Closed => {
+            w.counters()
+                .closed(e.reason.unwrap_or(CloseReason::IoError), e.requests);
+            w.registry.remove(key)
+        }
+        _ => w.registry.set_state(key, e.state, idle_since),
     };
-    w.counters().transition(ConnState::Closed, ConnState::New);
-    c.announce();
-    let reason = c.run().await;
-    c.close(reason).await;
-    reason
+    if lru_changed {
+        w.publish_oldest_idle();
+    }
+    if let Some(hook) = &w.hook {
+        hook(e);
+    }
 }
 
 fn io_reason(e: &io::Error) -> CloseReason {
@@ -304,41 +391,85 @@ fn io_reason(e: &io::Error) -> CloseReason {
     }
 }
 
-impl<H: Handler> Conn<'_, H> {
+impl<'w, H: Handler> Conn<'w, H> {
+    fn accepted(w: &'w Worker<H>, stream: TcpStream, peer: SocketAddr) -> Self {
+        let cfg = &*w.cfg;
+        let jitter = |x: f64| x * (1.0 - cfg.limit_jitter * fastrand::f64());
+        let max_requests = match cfg.max_requests {
+            0 => 0,
+            n => (jitter(n as f64) as u64).clamp(1, n),
+        };
+        let now = Instant::now();
+        let expires =
+            (!cfg.max_lifetime.is_zero()).then(|| now + cfg.max_lifetime.mul_f64(jitter(1.0)));
+        let c = Conn {
+            w,
+            id: w.next_id(),
+            reason: None,
+            stream,
+            peer,
+            state: ConnState::New,
+            bufs: None,
+            start: 0,
+            end: 0,
+            head: Head::default(),
+            served: 0,
+            max_requests,
+            expires,
+            idle_deadline: None,
+            idle_since: now,
+            timer: Timer::new(),
+            key: w.registry.insert(now),
+            resumed: false,
+            parked: false,
+        };
+        record(w, c.key, ConnState::Closed, &c.event(), now);
+        c
+    }
+
+    /// Takes up a parked connection where it was: `Idle`, in its idle wait.
+    fn resumed(w: &'w Worker<H>, stream: TcpStream, key: usize, r: Resume) -> Self {
+        Conn {
+            w,
+            id: r.id,
+            reason: None,
+            stream,
+            peer: r.peer,
+            state: ConnState::Idle,
+            bufs: None,
+            start: 0,
+            end: 0,
+            head: Head::default(),
+            served: r.served,
+            max_requests: r.max_requests,
+            expires: r.expires,
+            idle_deadline: r.idle_deadline,
+            idle_since: r.idle_since,
+            timer: Timer::new(),
+            key,
+            resumed: true,
+            parked: false,
+        }
+    }
+
+    fn event(&self) -> ConnEvent {
+        ConnEvent {
+            id: self.id,
+            peer: self.peer,
+            state: self.state,
+            requests: self.served,
+            reason: self.reason,
+        }
+    }
+
     /// The single place where a connection changes state: gauges, the registry (and its
     /// idle order) and the hook all follow from here.
     fn set_state(&mut self, next: ConnState) {
         if self.state == next {
             return;
         }
-        let w = self.w;
-        w.counters().transition(self.state, next);
-        self.state = next;
-        let lru_changed = match next {
-            ConnState::Closed => {
-                w.counters()
-                    .closed(self.reason.unwrap_or(CloseReason::IoError), self.served);
-                w.registry.remove(self.key)
-            }
-            _ => w.registry.set_state(self.key, next, self.idle_since),
-        };
-        if lru_changed {
-            w.publish_oldest_idle();
-        }
-        self.announce();
-    }
-
-    /// Tells the hook, if any, about the current state.
-    fn announce(&self) {
-        if let Some(hook) = &self.w.hook {
-            hook(&ConnEvent {
-                id: self.id,
-                peer: self.peer,
-                state: self.state,
-                requests: self.served,
-                reason: self.reason,
-            });
-        }
+        let from = std::mem::replace(&mut self.state, next);
+        record(self.w, self.key, from, &self.event(), self.idle_since);
     }
 
     /// How long the wait for the next request may last: a new connection must start its
@@ -385,32 +516,37 @@ impl<H: Handler> Conn<'_, H> {
         }
     }
 
-    async fn run(&mut self) -> CloseReason {
+    async fn run(&mut self) -> Outcome {
         loop {
             if self.start == self.end {
-                if let Err(r) = self.flush().await {
-                    return r;
-                }
-                self.idle_since = Instant::now();
-                let timeout = self.idle_timeout();
-                self.idle_deadline = (!timeout.is_zero()).then(|| self.idle_since + timeout);
-                self.set_state(if self.served == 0 {
-                    ConnState::New
-                } else {
-                    ConnState::Idle
-                });
-                self.release();
-                if let Err(r) = self.wait_for_request().await {
-                    return r;
+                // A resumed connection is already idle, since `idle_since`.
+                if !std::mem::take(&mut self.resumed) {
+                    if let Err(r) = self.flush().await {
+                        return r.into();
+                    }
+                    self.idle_since = Instant::now();
+                    let timeout = self.idle_timeout();
+                    self.idle_deadline = (!timeout.is_zero()).then(|| self.idle_since + timeout);
+                    self.set_state(if self.served == 0 {
+                        ConnState::New
+                    } else {
+                        ConnState::Idle
+                    });
+                    self.release();
+                    if let Err(o) = self.wait_for_request(true).await {
+                        return o;
+                    }
+                } else if let Err(o) = self.wait_for_request(false).await {
+                    return o;
                 }
             }
             self.set_state(ConnState::Active);
             let head_len = match self.read_head().await {
                 Ok(n) => n,
-                Err(r) => return r,
+                Err(r) => return r.into(),
             };
             if let Finish::Close(r) = self.exchange(head_len).await {
-                return r;
+                return r.into();
             }
             if self
                 .bufs
@@ -418,15 +554,39 @@ impl<H: Handler> Conn<'_, H> {
                 .is_some_and(|b| b.write.len() >= 64 * 1024)
             {
                 if let Err(r) = self.flush().await {
-                    return r;
+                    return r.into();
                 }
             }
         }
     }
 
-    /// Waits, holding no buffer, until the next request starts to arrive.
-    async fn wait_for_request(&mut self) -> Result<(), CloseReason> {
-        let mut until = self.idle_deadline;
+    /// When this idle wait hands the connection to the park, if it may.
+    fn park_at(&self) -> Option<Instant> {
+        let after = self.w.cfg.park_after;
+        let at = self.idle_since + after;
+        let may = self.served > 0
+            && !after.is_zero()
+            && !self.w.draining.get()
+            && self.w.park.as_ref().is_some_and(|p| p.is_watched())
+            && self.idle_deadline.is_none_or(|d| at < d);
+        may.then_some(at)
+    }
+
+    /// The socket, duplicated, for the park; `None` when no descriptor is left for it.
+    fn park_socket(&self) -> Option<std::net::TcpStream> {
+        use std::os::fd::AsFd;
+        let fd = self.stream.as_fd().try_clone_to_owned().ok()?;
+        Some(std::net::TcpStream::from(fd))
+    }
+
+    /// Waits, holding no buffer, until the next request starts to arrive (or, when `park`
+    /// allows it and the connection stays idle for `park_after`, until it parks).
+    async fn wait_for_request(&mut self, park: bool) -> Result<(), Outcome> {
+        let park_at = park.then(|| self.park_at()).flatten();
+        let mut until = match (self.idle_deadline, park_at) {
+            (Some(d), Some(p)) => Some(d.min(p)),
+            (d, p) => d.or(p),
+        };
         // Set while draining: when this connection has been idle for the minimum age.
         let mut drain_at = None;
         loop {
@@ -455,39 +615,49 @@ impl<H: Handler> Conn<'_, H> {
                     // the head would start with, so it costs no extra system call.
                     self.bufs();
                     let Some(b) = self.bufs.as_mut() else {
-                        return Err(CloseReason::IoError);
+                        return Err(CloseReason::IoError.into());
                     };
                     match try_read(&self.stream, &mut b.read) {
-                        Ok(0) => return Err(CloseReason::PeerClosed),
+                        Ok(0) => return Err(CloseReason::PeerClosed.into()),
                         Ok(n) => {
                             (self.start, self.end) = (0, n);
                             return Ok(());
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.release(),
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(io_reason(&e)),
+                        Err(e) => return Err(io_reason(&e).into()),
                     }
                 }
-                Wake::Readable(Err(e)) => return Err(io_reason(&e)),
+                Wake::Readable(Err(e)) => return Err(io_reason(&e).into()),
                 Wake::TimedOut if drain_at.is_some_and(|at| Instant::now() >= at) => {
-                    return Err(CloseReason::Shutdown)
+                    return Err(CloseReason::Shutdown.into())
                 }
                 // A new connection that sent nothing within the header timeout.
-                Wake::TimedOut if self.served == 0 => return Err(CloseReason::HeaderTimeout),
-                Wake::TimedOut => return Err(CloseReason::IdleTimeout),
-                Wake::Kick(Kick::Close) if self.w.draining.get() => {
-                    return Err(CloseReason::Shutdown)
+                Wake::TimedOut if self.served == 0 => return Err(CloseReason::HeaderTimeout.into()),
+                Wake::TimedOut if self.idle_deadline.is_none_or(|d| Instant::now() < d) => {
+                    // Only the park's time can have come (the drain clears it).
+                    if let Some(socket) = self.park_socket() {
+                        return Err(Outcome::Park(socket));
+                    }
+                    until = self.idle_deadline;
                 }
-                Wake::Kick(Kick::Close) => return Err(CloseReason::Evicted),
+                Wake::TimedOut => return Err(CloseReason::IdleTimeout.into()),
+                Wake::Kick(Kick::Close) if self.w.draining.get() => {
+                    return Err(CloseReason::Shutdown.into())
+                }
+                Wake::Kick(Kick::Close) => return Err(CloseReason::Evicted.into()),
                 Wake::Kick(Kick::Drain) => {
                     // A request may be on its way on a connection that just went idle:
                     // give it the minimum idle age before closing.
                     let at = self.idle_since + self.w.cfg.min_idle_age;
                     if Instant::now() >= at {
-                        return Err(CloseReason::Shutdown);
+                        return Err(CloseReason::Shutdown.into());
                     }
                     drain_at = Some(at);
-                    until = Some(until.map_or(at, |u| u.min(at)));
+                    until = match self.idle_deadline {
+                        Some(d) => Some(d.min(at)),
+                        None => Some(at),
+                    };
                 }
             }
         }
@@ -762,7 +932,7 @@ impl<H: Handler> Drop for Conn<'_, H> {
     /// Accounts for a connection whose task ended without its close: cut at the end of a
     /// shutdown, or unwound by a panicking handler.
     fn drop(&mut self) {
-        if self.state != ConnState::Closed {
+        if self.state != ConnState::Closed && !self.parked {
             self.reason.get_or_insert(CloseReason::Shutdown);
             self.set_state(ConnState::Closed);
         }
@@ -781,8 +951,9 @@ mod tests {
         }
     }
 
-    /// The connection future is what an idle connection costs in user space besides its
-    /// socket registration: a guard against growth (1,216 bytes when this was written).
+    /// The connection future is what a connection costs in user space, besides its socket
+    /// registration, until it parks: a guard against growth (1,248 bytes when this was
+    /// written).
     #[test]
     fn connection_future_is_small() {
         fn size<F: std::future::Future>(_: &F) -> usize {
@@ -800,7 +971,7 @@ mod tests {
             let peer = stream.local_addr().unwrap();
             let shared = crate::admission::Shared::new(crate::stats::Stats::new(1), None, 16, 0);
             let w = Worker::new(Default::default(), Hello, std::sync::Arc::new(shared), 0);
-            let fut = serve(&w, stream, peer);
+            let fut = serve(&w, stream, Start::New(peer));
             let n = size(&fut);
             println!(
                 "connection future: {n} bytes; conn {}, exchange {}, body {}, response {}, head {}",

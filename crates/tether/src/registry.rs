@@ -3,7 +3,8 @@
 //!
 //! The worker reaches connections through it (to evict the oldest idle one when the
 //! connection limit is reached, to close idle ones when draining) without a broadcast that
-//! every request would subscribe to.
+//! every request would subscribe to. A parked connection (see [`crate::park`]) lives here
+//! alone, without a task: a kick addressed to it queues it for resumption.
 
 use std::cell::RefCell;
 use std::task::{Context, Poll, Waker};
@@ -12,6 +13,7 @@ use slab::Slab;
 use tokio::time::Instant;
 
 use crate::conn::ConnState;
+use crate::park::Parked;
 
 const NIL: usize = usize::MAX;
 
@@ -33,6 +35,8 @@ struct Entry {
     next: usize,
     waker: Option<Waker>,
     kick: Option<Kick>,
+    /// The connection itself, while parked.
+    parked: Option<Parked>,
 }
 
 struct Inner {
@@ -40,6 +44,9 @@ struct Inner {
     /// Oldest and newest idle connection.
     head: usize,
     tail: usize,
+    /// Parked connections kicked since the parking watcher last looked, and its waker.
+    resume: Vec<usize>,
+    watcher: Option<Waker>,
 }
 
 pub(crate) struct Registry {
@@ -53,6 +60,8 @@ impl Default for Registry {
                 entries: Slab::new(),
                 head: NIL,
                 tail: NIL,
+                resume: Vec::new(),
+                watcher: None,
             }),
         }
     }
@@ -87,12 +96,20 @@ impl Inner {
     }
 
     fn kick(&mut self, key: usize, kick: Kick) {
-        self.entries[key].kick(kick);
+        if self.entries[key].kick(kick) {
+            self.resume.push(key);
+            if let Some(w) = self.watcher.take() {
+                w.wake();
+            }
+        }
     }
 }
 
 impl Entry {
-    fn kick(&mut self, kick: Kick) {
+    /// Records the kick and wakes the connection's wait; true when the connection is
+    /// parked and was not yet queued for resumption.
+    fn kick(&mut self, kick: Kick) -> bool {
+        let queued = self.kick.is_some();
         // A close order is never weakened into a drain.
         if self.kick != Some(Kick::Close) {
             self.kick = Some(kick);
@@ -100,6 +117,7 @@ impl Entry {
         if let Some(w) = self.waker.take() {
             w.wake();
         }
+        self.parked.is_some() && !queued
     }
 }
 
@@ -113,7 +131,51 @@ impl Registry {
             next: NIL,
             waker: None,
             kick: None,
+            parked: None,
         })
+    }
+
+    /// Keeps a parked connection (which stays `Idle`, in its place in the idle order).
+    pub fn park(&self, key: usize, parked: Parked) {
+        let mut inner = self.inner.borrow_mut();
+        let Some(e) = inner.entries.get_mut(key) else {
+            return;
+        };
+        e.waker = None;
+        e.parked = Some(parked);
+        if e.kick.is_some() {
+            inner.resume.push(key);
+            if let Some(w) = inner.watcher.take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// Takes a parked connection back for resumption.
+    pub fn unpark(&self, key: usize) -> Option<Parked> {
+        self.inner
+            .borrow_mut()
+            .entries
+            .get_mut(key)
+            .and_then(|e| e.parked.take())
+    }
+
+    /// The id of the connection parked at `key`, if one is.
+    pub fn parked_id(&self, key: usize) -> Option<u64> {
+        let inner = self.inner.borrow();
+        inner.entries.get(key)?.parked.as_ref().map(|p| p.id)
+    }
+
+    /// Moves the parked connections kicked since the last call into `out`; when there are
+    /// none, remembers the watcher's waker.
+    pub fn poll_resumes(&self, out: &mut Vec<usize>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut inner = self.inner.borrow_mut();
+        if inner.resume.is_empty() {
+            inner.watcher = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        out.append(&mut inner.resume);
+        Poll::Ready(())
     }
 
     /// Forgets a connection; returns true when the least recently used idle connection
@@ -190,8 +252,17 @@ impl Registry {
 
     /// Kicks every connection (idle ones wake; the others see it at their next idle wait).
     pub fn kick_all(&self, kick: Kick) {
-        for (_, e) in self.inner.borrow_mut().entries.iter_mut() {
-            e.kick(kick);
+        let mut inner = self.inner.borrow_mut();
+        let inner = &mut *inner;
+        for (key, e) in inner.entries.iter_mut() {
+            if e.kick(kick) {
+                inner.resume.push(key);
+            }
+        }
+        if !inner.resume.is_empty() {
+            if let Some(w) = inner.watcher.take() {
+                w.wake();
+            }
         }
     }
 

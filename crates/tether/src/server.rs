@@ -100,6 +100,9 @@ impl Builder {
         read_buffer_size: usize;
         /// Buffers pooled per worker (default 256).
         buffer_pool: usize;
+        /// Idle time after which a keep-alive connection waits as a bare socket rather than
+        /// a task (default 1 s; zero disables).
+        park_after: Duration;
         /// Hard deadline of a shutdown, from its start (default 30 s).
         shutdown_timeout: Duration;
         /// Drain window of a shutdown, during which idle connections close once idle for

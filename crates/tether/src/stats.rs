@@ -46,6 +46,8 @@ pub(crate) struct Counters {
     pub accepted: AtomicU64,
     pub refused: AtomicU64,
     pub requests: AtomicU64,
+    /// Idle connections waiting as bare sockets (a gauge).
+    pub parked: AtomicU64,
     states: [AtomicU64; 4],
     closed: [AtomicU64; CloseReason::ALL.len()],
     per_conn: [AtomicU64; REQUESTS_PER_CONN_BUCKETS.len()],
@@ -56,7 +58,7 @@ pub(crate) fn bump(c: &AtomicU64) {
     c.store(c.load(Relaxed) + 1, Relaxed);
 }
 
-fn drop_one(c: &AtomicU64) {
+pub(crate) fn drop_one(c: &AtomicU64) {
     c.store(c.load(Relaxed).saturating_sub(1), Relaxed);
 }
 
@@ -97,6 +99,9 @@ pub struct Snapshot {
     pub requests: u64,
     /// Connections now in `New`, `Active`, `Idle` and `Closing`, in that order.
     pub states: [u64; 4],
+    /// Of the idle connections, those parked: waiting as bare sockets, without a task
+    /// (see [`crate::Config::park_after`]).
+    pub parked: u64,
     /// Connections closed per reason, indexed like [`CloseReason::ALL`].
     pub closed_by: [u64; CloseReason::ALL.len()],
     /// Closed connections per requests served, counted in the buckets of
@@ -166,6 +171,13 @@ impl Snapshot {
         }
         head(
             &mut out,
+            "tether_connections_parked",
+            "gauge",
+            "Idle connections waiting as bare sockets, without a task.",
+        );
+        let _ = writeln!(out, "tether_connections_parked {}", self.parked);
+        head(
+            &mut out,
             "tether_connections_closed_total",
             "counter",
             "Connections closed, by reason.",
@@ -228,6 +240,7 @@ impl Stats {
             s.accepted += w.accepted.load(Relaxed);
             s.refused += w.refused.load(Relaxed);
             s.requests += w.requests.load(Relaxed);
+            s.parked += w.parked.load(Relaxed);
             for (a, b) in s.states.iter_mut().zip(&w.states) {
                 *a += b.load(Relaxed);
             }

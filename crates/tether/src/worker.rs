@@ -18,6 +18,7 @@ use crate::admission::{Hook, Shared, Ticket};
 use crate::config::Config;
 use crate::conn;
 use crate::handler::Handler;
+use crate::park::{self, Park};
 use crate::pool::Pool;
 use crate::registry::{Kick, Registry};
 use crate::stats::{bump, Counters};
@@ -35,6 +36,8 @@ pub(crate) struct Worker<H> {
     pub registry: Registry,
     /// Hook for state changes, if the application set one.
     pub hook: Option<Hook>,
+    /// Where idle connections park, unless parking is off.
+    pub park: Option<Park>,
     next_id: Cell<u64>,
     live: Cell<usize>,
     all_closed: Notify,
@@ -44,6 +47,7 @@ impl<H: Handler> Worker<H> {
     pub fn new(cfg: Arc<Config>, handler: H, shared: Arc<Shared>, index: usize) -> Self {
         let pool = Pool::new(cfg.buffer_pool, cfg.read_buffer_size);
         Worker {
+            park: (!cfg.park_after.is_zero()).then(Park::new).flatten(),
             hook: shared.hook.clone(),
             cfg,
             handler,
@@ -104,21 +108,51 @@ impl<H: Handler> Worker<H> {
     }
 }
 
+impl<H> Worker<H> {
+    /// Takes a connection out of the live count.
+    pub fn connection_ended(&self) {
+        self.live.set(self.live.get() - 1);
+        if self.live.get() == 0 {
+            self.all_closed.notify_one();
+        }
+    }
+}
+
 /// Holds a connection's place in the live count (and its admission ticket) even if a
-/// handler panics and the task is torn down.
+/// handler panics and the task is torn down. A parking connection takes the ticket along
+/// and keeps its place.
 struct Live<H: Handler> {
     w: Rc<Worker<H>>,
-    _ticket: Ticket,
+    ticket: Option<Ticket>,
 }
 
 impl<H: Handler> Drop for Live<H> {
     fn drop(&mut self) {
-        let w = &self.w;
-        w.live.set(w.live.get() - 1);
-        if w.live.get() == 0 {
-            w.all_closed.notify_one();
+        if self.ticket.is_some() {
+            self.w.connection_ended();
         }
     }
+}
+
+/// Runs a connection's task (counted live already): a new one, or one resumed from a park.
+pub(crate) fn spawn_conn<H: Handler>(
+    w: &Rc<Worker<H>>,
+    ticket: Ticket,
+    stream: TcpStream,
+    start: conn::Start,
+) {
+    let live = Live {
+        w: w.clone(),
+        ticket: Some(ticket),
+    };
+    tokio::task::spawn_local(async move {
+        let mut live = live;
+        if let Some(parking) = conn::serve(&live.w, stream, start).await {
+            if let Some(ticket) = live.ticket.take() {
+                park::park(&live.w, parking, ticket);
+            }
+        }
+    });
 }
 
 /// Errors that say nothing about the listener: the connection died in the queue.
@@ -177,6 +211,9 @@ pub(crate) async fn run<H: Handler>(
     mut stop: watch::Receiver<bool>,
 ) -> DrainReport {
     let evictor = (w.shared.slots.len() > 1).then(|| tokio::task::spawn_local(evictor(w.clone())));
+    if w.park.is_some() {
+        tokio::task::spawn_local(park::watch(w.clone()));
+    }
     let mut last_warning: Option<Instant> = None;
     loop {
         tokio::select! {
@@ -262,14 +299,7 @@ fn accept<H: Handler>(w: &Rc<Worker<H>>, stream: TcpStream, peer: SocketAddr) {
         Ok(ticket) => {
             bump(&w.counters().accepted);
             w.live.set(w.live.get() + 1);
-            let live = Live {
-                w: w.clone(),
-                _ticket: ticket,
-            };
-            tokio::task::spawn_local(async move {
-                conn::serve(&live.w, stream, peer).await;
-                drop(live);
-            });
+            spawn_conn(w, ticket, stream, conn::Start::New(peer));
         }
         Err(status) => {
             bump(&w.counters().refused);

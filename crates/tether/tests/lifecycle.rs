@@ -1192,3 +1192,164 @@ fn the_hard_deadline_cuts_what_remains() {
     );
     assert_eq!(stopped.stats.closed_for(CloseReason::Shutdown), 2);
 }
+
+// ---------------------------------------------------------------------------------------
+// Parked connections
+// ---------------------------------------------------------------------------------------
+
+/// Waits until `n` connections are parked.
+fn wait_parked(srv: &Running, n: u64) {
+    eventually(&format!("{n} parked connections"), || {
+        srv.stats().parked == n
+    });
+}
+
+/// A builder whose idle connections park after 50 ms.
+fn parking() -> Builder {
+    builder().park_after(50 * MS)
+}
+
+#[test]
+fn an_idle_connection_parks_and_resumes_where_it_was() {
+    let events = Events::default();
+    let srv = start(events.on(parking().max_requests(5).limit_jitter(0.0)));
+    let mut c = Client::connect(srv.local_addr());
+    let me = peer(&c);
+    for left in [4, 3, 2] {
+        let r = c.request(&get("/plaintext"));
+        assert_eq!((r.status, r.text()), (200, "Hello, World!"));
+        // The request count carries across each park: the advertised remainder goes down.
+        assert_eq!(
+            r.header("keep-alive"),
+            Some(&*format!("timeout=75, max={left}"))
+        );
+        wait_parked(&srv, 1);
+        // Parked, the connection is still idle; it is still counted open.
+        let s = srv.stats();
+        assert_eq!((s.in_state(Idle), s.open()), (1, 1));
+    }
+    // A request split around a pause resumes the connection at its first byte.
+    let req = get("/plaintext");
+    c.send(&req[..5]);
+    eventually("the resumption", || srv.stats().parked == 0);
+    c.send(&req[5..]);
+    assert_eq!(c.reply().header("keep-alive"), Some("timeout=75, max=1"));
+    events.wait_state_after(me, Idle, 4);
+    let mine = events.of(me);
+    // Parking is not a change of state, and the connection keeps its id.
+    assert_eq!(
+        trail(&mine),
+        [
+            (New, 0, None),
+            (Active, 0, None),
+            (Idle, 1, None),
+            (Active, 1, None),
+            (Idle, 2, None),
+            (Active, 2, None),
+            (Idle, 3, None),
+            (Active, 3, None),
+            (Idle, 4, None),
+        ]
+    );
+    assert!(mine.iter().all(|e| e.id == mine[0].id));
+    assert_eq!(srv.stats().accepted, 1);
+}
+
+#[test]
+fn a_parked_connection_closes_at_its_idle_deadline() {
+    let events = Events::default();
+    let idle = Duration::from_secs(1);
+    let srv = start(events.on(parking().idle_timeout(idle).idle_grace(Duration::ZERO)));
+    let mut c = Client::connect(srv.local_addr());
+    let me = peer(&c);
+    plaintext(&mut c);
+    wait_parked(&srv, 1);
+    c.expect_closed();
+    let last = events.closed(me);
+    assert_eq!(last.reason, Some(CloseReason::IdleTimeout));
+    let timed = events.timed(me);
+    let idle_at = timed.iter().find(|(_, e)| e.state == Idle).unwrap().0;
+    let closing_at = timed.iter().find(|(_, e)| e.state == Closing).unwrap().0;
+    let waited = closing_at - idle_at;
+    assert!(
+        waited >= idle && waited < idle + 300 * MS,
+        "closed after {waited:?} idle"
+    );
+    assert_eq!(srv.stats().parked, 0);
+}
+
+#[test]
+fn a_client_closing_a_parked_connection_is_seen_at_once() {
+    let events = Events::default();
+    let srv = start(events.on(parking()));
+    let mut c = Client::connect(srv.local_addr());
+    let me = peer(&c);
+    plaintext(&mut c);
+    wait_parked(&srv, 1);
+    let t0 = Instant::now();
+    drop(c);
+    assert_eq!(events.closed(me).reason, Some(CloseReason::PeerClosed));
+    // Against an idle timeout of 75 s: the close was read, not timed out.
+    assert!(t0.elapsed() < Duration::from_secs(1));
+    assert_eq!(srv.stats().parked, 0);
+}
+
+#[test]
+fn a_parked_connection_is_evicted_at_the_limit() {
+    let events = Events::default();
+    let srv = start(events.on(parking().max_connections(1).min_idle_age(50 * MS)));
+    let addr = srv.local_addr();
+    let mut a = Client::connect(addr);
+    plaintext(&mut a);
+    wait_parked(&srv, 1);
+    let mut b = Client::connect(addr);
+    plaintext(&mut b);
+    a.expect_closed();
+    assert_eq!(events.closed(peer(&a)).reason, Some(CloseReason::Evicted));
+    let s = srv.stats();
+    assert_eq!((s.accepted, s.refused), (2, 0));
+}
+
+#[test]
+fn the_drain_closes_parked_connections() {
+    let events = Events::default();
+    let srv = start(
+        events.on(parking()
+            .min_idle_age(50 * MS)
+            .drain_window(Duration::from_secs(2))
+            .shutdown_timeout(Duration::from_secs(3))),
+    );
+    let mut clients: Vec<Client> = (0..3).map(|_| Client::connect(srv.local_addr())).collect();
+    let peers: Vec<SocketAddr> = clients.iter().map(peer).collect();
+    for c in &mut clients {
+        plaintext(c);
+    }
+    wait_parked(&srv, 3);
+    let t0 = Instant::now();
+    let shutdown = thread::spawn(move || srv.shutdown().unwrap());
+    for mut c in clients {
+        c.expect_closed();
+    }
+    let stopped = shutdown.join().unwrap();
+    // Well within the drain window: the parked connections were closed as idle ones.
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    for p in peers {
+        assert_eq!(events.closed(p).reason, Some(CloseReason::Shutdown));
+    }
+    let d = stopped.drain;
+    assert_eq!(
+        (d.connections, d.connections_closed, d.connections_cut),
+        (3, 3, 0)
+    );
+    assert_eq!(stopped.stats.parked, 0);
+}
+
+#[test]
+fn parking_can_be_turned_off() {
+    let srv = start(builder().park_after(Duration::ZERO));
+    let mut c = Client::connect(srv.local_addr());
+    plaintext(&mut c);
+    thread::sleep(200 * MS); // four times the park delay of the tests above
+    assert_eq!(srv.stats().parked, 0);
+    plaintext(&mut c);
+}

@@ -1,0 +1,239 @@
+//! Parked connections: an idle keep-alive connection that has waited
+//! [`crate::Config::park_after`] gives up its task, its timer and its runtime registration,
+//! and waits as a bare socket in its worker's own epoll set, with a small record in the
+//! registry. It resumes as a new task when the socket turns readable (a request, or the
+//! client's close), when its idle deadline passes, or when the worker kicks it (eviction,
+//! drain). The resumed task takes up the idle wait where it was, so every close still goes
+//! through the connection state machine.
+//!
+//! Why: held in a task, an idle connection costs the task's future (about 1.2 KiB), a timer
+//! and the runtime's readiness record, about 2 KiB in all; parked, it costs its [`Parked`]
+//! record in the registry's slab and a deadline entry. Only connections idle for
+//! `park_after` pay for the resumption: a task, a timer and a socket registration.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+use tokio::time::{sleep_until, Instant};
+
+use crate::admission::Ticket;
+use crate::conn::{self, Parking, Resume, Start};
+use crate::handler::Handler;
+use crate::stats::{bump, drop_one};
+use crate::worker::{spawn_conn, Worker};
+
+/// A parked connection, kept in its registry entry.
+pub(crate) struct Parked {
+    pub id: u64,
+    stream: std::net::TcpStream,
+    ticket: Ticket,
+    conn: Resume,
+}
+
+/// One worker's park: an epoll set of parked sockets and their idle deadlines.
+pub(crate) struct Park {
+    epoll: AsyncFd<OwnedFd>,
+    /// `(idle deadline, registry key, connection id)` in the order the connections parked,
+    /// which is the order of their deadlines to within the lateness of a timer (every idle
+    /// connection of a worker waits as long); an entry whose connection resumed meanwhile is
+    /// skipped when it comes up.
+    deadlines: RefCell<VecDeque<(Instant, usize, u64)>>,
+    /// Set while the watcher runs: connections park only then.
+    watched: Cell<bool>,
+    /// The watcher's waker, when it waits with no deadline to watch.
+    watcher: Cell<Option<Waker>>,
+}
+
+/// How many readiness events the watcher takes per system call.
+const BATCH: usize = 64;
+
+impl Park {
+    /// A park (within the worker's runtime), or `None` when the kernel refuses an epoll set:
+    /// connections then stay in their tasks.
+    pub fn new() -> Option<Park> {
+        let epoll = Self::epoll().inspect_err(|e| {
+            tracing::warn!(error = %e, "no epoll set: idle connections will not park");
+        });
+        Some(Park {
+            epoll: epoll.ok()?,
+            deadlines: RefCell::new(VecDeque::new()),
+            watched: Cell::new(false),
+            watcher: Cell::new(None),
+        })
+    }
+
+    fn epoll() -> io::Result<AsyncFd<OwnedFd>> {
+        // SAFETY: epoll_create1 takes no pointer; a non-negative result is a new descriptor
+        // that nothing else owns.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: as above; the descriptor is owned from here on.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: an `OwnedFd` names the same open descriptor for as long as it lives.
+        unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.map_err(Into::into)
+    }
+
+    /// True while parked connections are watched (and so may park).
+    pub fn is_watched(&self) -> bool {
+        self.watched.get()
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: RawFd, key: usize) -> io::Result<()> {
+        let mut event = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLRDHUP) as u32,
+            u64: key as u64,
+        };
+        // SAFETY: both descriptors are open (the socket's owner is the caller's), and the
+        // event is a valid, initialised struct that the kernel only reads.
+        let r = unsafe { libc::epoll_ctl(self.epoll.get_ref().as_raw_fd(), op, fd, &mut event) };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Takes the ready events without waiting; returns how many.
+    fn ready(&self, events: &mut [libc::epoll_event; BATCH]) -> usize {
+        // SAFETY: the buffer holds BATCH events and the kernel writes at most that many.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.epoll.get_ref().as_raw_fd(),
+                events.as_mut_ptr(),
+                BATCH as libc::c_int,
+                0,
+            )
+        };
+        n.max(0) as usize
+    }
+}
+
+/// Parks a connection whose task has ended: its socket joins the worker's epoll set and its
+/// state stays in its registry entry. If the socket cannot join, the connection resumes at
+/// once and tries again after its next idle period.
+pub(crate) fn park<H: Handler>(w: &Rc<Worker<H>>, (stream, key, r): Parking, ticket: Ticket) {
+    let Some(park) = &w.park else {
+        return;
+    };
+    if let Err(e) = park.ctl(libc::EPOLL_CTL_ADD, stream.as_raw_fd(), key) {
+        tracing::debug!(error = %e, "connection could not park");
+        restart(w, key, stream, ticket, r);
+        return;
+    }
+    if let Some(d) = r.idle_deadline {
+        let mut deadlines = park.deadlines.borrow_mut();
+        deadlines.push_back((d, key, r.id));
+        if deadlines.len() == 1 {
+            if let Some(waker) = park.watcher.take() {
+                waker.wake();
+            }
+        }
+    }
+    bump(&w.counters().parked);
+    w.registry.park(
+        key,
+        Parked {
+            id: r.id,
+            stream,
+            ticket,
+            conn: r,
+        },
+    );
+}
+
+/// Gives a parked connection a task again.
+fn resume<H: Handler>(w: &Rc<Worker<H>>, key: usize) {
+    let (Some(park), Some(p)) = (&w.park, w.registry.unpark(key)) else {
+        return;
+    };
+    // Closing the socket would remove it from the set too; it lives on, so it must leave.
+    let _ = park.ctl(libc::EPOLL_CTL_DEL, p.stream.as_raw_fd(), key);
+    drop_one(&w.counters().parked);
+    restart(w, key, p.stream, p.ticket, p.conn);
+}
+
+fn restart<H: Handler>(
+    w: &Rc<Worker<H>>,
+    key: usize,
+    stream: std::net::TcpStream,
+    ticket: Ticket,
+    r: Resume,
+) {
+    match TcpStream::from_std(stream) {
+        Ok(stream) => spawn_conn(w, ticket, stream, Start::Resumed(key, Box::new(r))),
+        Err(e) => {
+            tracing::warn!(error = %e, "a parked connection could not resume");
+            conn::lost(w, key, &r);
+            drop(ticket);
+            w.connection_ended();
+        }
+    }
+}
+
+/// Watches the worker's parked connections and resumes each when its socket turns
+/// readable, its idle deadline passes or the worker kicks it.
+pub(crate) async fn watch<H: Handler>(w: Rc<Worker<H>>) {
+    let Some(park) = &w.park else {
+        return;
+    };
+    let epoll = &park.epoll;
+    park.watched.set(true);
+    let far = Instant::now() + std::time::Duration::from_secs(86400 * 365);
+    let mut sleep = Box::pin(sleep_until(far));
+    let mut keys = Vec::new();
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
+    loop {
+        poll_fn(|cx| {
+            let _ = w.registry.poll_resumes(&mut keys, cx);
+            if let Poll::Ready(Ok(mut guard)) = epoll.poll_read_ready(cx) {
+                let n = park.ready(&mut events);
+                keys.extend(events[..n].iter().map(|e| e.u64 as usize));
+                if n < BATCH {
+                    guard.clear_ready();
+                    // Polled again so that the cleared readiness registers this waker.
+                    cx.waker().wake_by_ref();
+                }
+            }
+            let now = Instant::now();
+            let mut deadlines = park.deadlines.borrow_mut();
+            while let Some(&(d, key, id)) = deadlines.front() {
+                if d > now {
+                    break;
+                }
+                deadlines.pop_front();
+                if w.registry.parked_id(key) == Some(id) {
+                    keys.push(key);
+                }
+            }
+            match deadlines.front() {
+                Some(&(d, ..)) => {
+                    if sleep.deadline() != d {
+                        sleep.as_mut().reset(d);
+                    }
+                    if sleep.as_mut().poll(cx).is_ready() {
+                        cx.waker().wake_by_ref();
+                    }
+                }
+                None => park.watcher.set(Some(cx.waker().clone())),
+            }
+            if keys.is_empty() {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await;
+        for key in keys.drain(..) {
+            resume(&w, key);
+        }
+    }
+}
