@@ -3,10 +3,11 @@
 
 mod common;
 
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use tether::{Builder, Running};
+use tether::{Builder, CloseReason, ConnEvent, ConnState, Running};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -32,6 +33,43 @@ fn assert_within(elapsed: Duration, min: Duration, max: Duration) {
         elapsed <= max + LATE,
         "too late: {elapsed:?} > {max:?} + {LATE:?}"
     );
+}
+
+/// Longest wait for a connection event.
+const WAIT: Duration = Duration::from_secs(5);
+
+/// The connection events a hook saw, each with when it saw it.
+type Events = mpsc::Receiver<(Instant, ConnEvent)>;
+
+/// `builder` with a hook that sends every change of a connection's state to the receiver.
+fn recording(builder: Builder) -> (Builder, Events) {
+    let (tx, rx) = mpsc::channel();
+    let builder = builder.on_conn_state(move |e| {
+        let _ = tx.send((Instant::now(), *e));
+    });
+    (builder, rx)
+}
+
+/// The next event entering `state` (skipping the others); panics after [`WAIT`].
+fn next_in(events: &Events, state: ConnState) -> (Instant, ConnEvent) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left) {
+            Ok((at, e)) if e.state == state => return (at, e),
+            Ok(_) => {}
+            Err(e) => panic!("no {state:?} event within {WAIT:?}: {e}"),
+        }
+    }
+}
+
+/// The size a TCP send buffer may grow to (the maximum of `tcp_wmem`, 4 MiB by default): what
+/// the server's kernel may take of a response that its client does not read.
+fn send_buffer_max() -> usize {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2)?.parse().ok())
+        .unwrap_or(4 << 20)
 }
 
 /// Sends `request` on a new connection and asserts a 200 with `Connection: close`, then EOF.
@@ -580,6 +618,52 @@ fn body_timeout_counts_time_without_progress() {
     assert_eq!((r.status, r.text()), (200, "abcdef"));
     writer.join().unwrap();
     assert_plaintext(&mut c);
+}
+
+#[test]
+fn reader_that_stops_is_closed_after_write_timeout() {
+    let timeout = 300 * MS;
+    let (builder, events) = recording(builder().write_timeout(timeout));
+    let srv = start(builder);
+    // With a small receive window, the response backs up once the server's send buffer is full.
+    let mut c = Client::connect_with_recv_buffer(srv.local_addr(), 4096);
+    let len = 2 * send_buffer_max();
+    let since = Instant::now();
+    c.send(&get(&format!("/big?len={len}")));
+    let (at, closed) = next_in(&events, ConnState::Closed);
+    assert_eq!(closed.reason, Some(CloseReason::WriteTimeout));
+    assert_within(at - since, timeout, timeout);
+    assert_eq!(srv.stats().closed_for(CloseReason::WriteTimeout), 1);
+    // Reading at last, the client gets the response cut short.
+    let cut = c.read_reply(false).map(|r| (r.status, r.body.len()));
+    assert!(cut.is_err(), "whole response after the close: {cut:?}");
+}
+
+#[test]
+fn write_timeout_counts_time_without_progress() {
+    // A reader that takes a piece every 100 ms, for longer than the write timeout in all.
+    // The server sees progress when its send buffer has room again, which the kernel reports
+    // once about a third of it is free: hence pieces of a quarter of the largest buffer.
+    let timeout = 300 * MS;
+    let (builder, events) = recording(builder().write_timeout(timeout));
+    let srv = start(builder);
+    let (piece, len) = (send_buffer_max() / 4, 4 * send_buffer_max());
+    let mut c = Client::connect_with_recv_buffer(srv.local_addr(), piece);
+    c.pace_reads(piece, 100 * MS);
+    let since = Instant::now();
+    let r = c.request(&get(&format!("/big?len={len}")));
+    assert_eq!(r.status, 200);
+    assert!(r.body == big_body(len), "response body differs");
+    assert!(!r.closes());
+    // The last bytes went into the socket long after one write timeout.
+    let (sent, _) = next_in(&events, ConnState::Idle);
+    let took = sent - since;
+    assert!(
+        took > 2 * timeout,
+        "sent in {took:?}: the server never waited"
+    );
+    assert_plaintext(&mut c);
+    assert_eq!(srv.stats().closed_for(CloseReason::WriteTimeout), 0);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use socket2::{Domain, Socket, Type};
 use tether::{Builder, Handler, Request, Response, Running, Server, Status};
 
 /// Every blocking socket operation of the client gives up after this long.
@@ -53,6 +54,7 @@ pub fn start(builder: Builder) -> Running {
 /// | `/slow-body?ms=N` | sleeps N ms, then behaves as `/echo` |
 /// | `/sleep?ms=N` | sleeps N ms, then answers `slept` |
 /// | `/status?code=N` | empty response with status N |
+/// | `/big?len=N` | N bytes of [`big_body`] |
 /// | `/stream` | streams [`STREAM_PARTS`] with `send_chunk` |
 /// | `/stream-fail` | streams one part, then fails |
 /// | `/close` | answers `bye` and asks to close the connection |
@@ -67,6 +69,18 @@ fn query_num(req: &Request<'_>, key: &str) -> u64 {
                 .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// The body of `/big?len=N`: bytes counting up modulo 251, a prime, so that a piece lost,
+/// repeated or moved shows.
+pub fn big_body(len: usize) -> Vec<u8> {
+    let period: [u8; 251] = std::array::from_fn(|i| i as u8);
+    let mut body = Vec::with_capacity(len);
+    while body.len() < len {
+        let n = (len - body.len()).min(period.len());
+        body.extend_from_slice(&period[..n]);
+    }
+    body
 }
 
 async fn echo(req: &mut Request<'_>, res: &mut Response<'_>) -> io::Result<()> {
@@ -105,6 +119,10 @@ impl Handler for TestHandler {
             }
             "/status" => {
                 res.status(Status(u16::try_from(query_num(req, "code")).unwrap()));
+            }
+            "/big" => {
+                let len = usize::try_from(query_num(req, "len")).unwrap();
+                res.write(&big_body(len));
             }
             "/stream" => {
                 res.content_type("text/plain");
@@ -267,18 +285,38 @@ pub struct Client {
     stream: TcpStream,
     /// Received bytes not yet consumed.
     buf: Vec<u8>,
+    /// For a slow reader: most bytes per read, and the pause before each read.
+    pace: Option<(usize, Duration)>,
 }
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).unwrap();
+        Client::with_stream(TcpStream::connect(addr).unwrap())
+    }
+
+    /// Connects with a receive buffer of `bytes` (which the kernel doubles), set before the
+    /// handshake so that the window the client advertises stays that small.
+    pub fn connect_with_recv_buffer(addr: SocketAddr, bytes: usize) -> Client {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(bytes).unwrap();
+        socket.connect(&addr.into()).unwrap();
+        Client::with_stream(socket.into())
+    }
+
+    fn with_stream(stream: TcpStream) -> Client {
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
         Client {
             stream,
             buf: Vec::new(),
+            pace: None,
         }
+    }
+
+    /// From now on, pauses `gap` before each read and reads at most `piece` bytes.
+    pub fn pace_reads(&mut self, piece: usize, gap: Duration) {
+        self.pace = Some((piece, gap));
     }
 
     /// Another handle on the socket, for writing from a background thread.
@@ -383,8 +421,17 @@ impl Client {
 
     /// Reads more input; EOF is an error here.
     fn fill(&mut self) -> io::Result<()> {
-        let mut tmp = [0u8; 16 * 1024];
-        match self.stream.read(&mut tmp)? {
+        let mut small = [0u8; 16 * 1024];
+        let mut paced;
+        let tmp: &mut [u8] = match self.pace {
+            None => &mut small,
+            Some((piece, gap)) => {
+                std::thread::sleep(gap);
+                paced = vec![0; piece];
+                &mut paced
+            }
+        };
+        match self.stream.read(tmp)? {
             0 => Err(eof()),
             n => {
                 self.buf.extend_from_slice(&tmp[..n]);
