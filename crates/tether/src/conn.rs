@@ -166,7 +166,8 @@ pub struct ConnEvent {
     pub state: ConnState,
     /// Requests answered on this connection so far.
     pub requests: u64,
-    /// Why it closed, with `Closed` (and with `Closing`, once known).
+    /// Why it closed, with `Closed` (and with `Closing`, once known; a last response that
+    /// then fails to go out gives `Closed` its own reason, such as `WriteTimeout`).
     pub reason: Option<CloseReason>,
 }
 
@@ -907,7 +908,12 @@ impl<'w, H: Handler> Conn<'w, H> {
                 | CloseReason::WriteTimeout
                 | CloseReason::IdleTimeout
         );
-        if lingers && self.flush().await.is_ok() && !self.quiet_client_close(reason) {
+        let flushed = if lingers { self.flush().await } else { Ok(()) };
+        if let Err(r) = flushed {
+            // The last response did not go out (a write timeout, a reset): that ends the
+            // connection, whatever decided to close it.
+            self.reason = Some(r);
+        } else if lingers && !self.quiet_client_close(reason) {
             let _ = SockRef::from(&self.stream).shutdown(std::net::Shutdown::Write);
             if reason != CloseReason::PeerClosed {
                 let until = deadline(self.w.cfg.linger_timeout);

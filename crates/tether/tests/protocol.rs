@@ -620,16 +620,22 @@ fn body_timeout_counts_time_without_progress() {
     assert_plaintext(&mut c);
 }
 
-#[test]
-fn reader_that_stops_is_closed_after_write_timeout() {
+/// A large response: twice what the server's kernel may buffer of it.
+fn big_path() -> String {
+    format!("/big?len={}", 2 * send_buffer_max())
+}
+
+/// Sends `request` (for a large response) on a connection that then reads nothing, and asserts
+/// the close for the write timeout: its reason, its time, the counter, and that the client
+/// gets the response cut short.
+fn assert_closed_for_write_timeout(request: &[u8]) {
     let timeout = 300 * MS;
     let (builder, events) = recording(builder().write_timeout(timeout));
     let srv = start(builder);
     // With a small receive window, the response backs up once the server's send buffer is full.
     let mut c = Client::connect_with_recv_buffer(srv.local_addr(), 4096);
-    let len = 2 * send_buffer_max();
     let since = Instant::now();
-    c.send(&get(&format!("/big?len={len}")));
+    c.send(request);
     let (at, closed) = next_in(&events, ConnState::Closed);
     assert_eq!(closed.reason, Some(CloseReason::WriteTimeout));
     assert_within(at - since, timeout, timeout);
@@ -637,6 +643,17 @@ fn reader_that_stops_is_closed_after_write_timeout() {
     // Reading at last, the client gets the response cut short.
     let cut = c.read_reply(false).map(|r| (r.status, r.body.len()));
     assert!(cut.is_err(), "whole response after the close: {cut:?}");
+}
+
+#[test]
+fn reader_that_stops_is_closed_after_write_timeout() {
+    assert_closed_for_write_timeout(&get(&big_path()));
+}
+
+#[test]
+fn write_timeout_on_the_last_response_is_the_close_reason() {
+    // Already closing (the client asked to), the connection still owes the response.
+    assert_closed_for_write_timeout(&get_with(&big_path(), &["Connection: close"]));
 }
 
 #[test]
