@@ -382,7 +382,7 @@ fn record<H: Handler>(
     }
 }
 
-fn io_reason(e: &io::Error) -> CloseReason {
+pub(crate) fn io_reason(e: &io::Error) -> CloseReason {
     match e.kind() {
         io::ErrorKind::ConnectionReset
         | io::ErrorKind::ConnectionAborted

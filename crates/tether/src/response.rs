@@ -80,6 +80,9 @@ pub struct Response<'a> {
     phase: Phase,
     cx: &'a Exchange,
     write_timeout: std::time::Duration,
+    /// Why a write of the stream failed: the body on the wire is cut, so the connection
+    /// closes, whatever the handler returns.
+    failed: Option<CloseReason>,
 }
 
 /// Headers the engine writes itself; a handler's copy is dropped.
@@ -127,6 +130,7 @@ impl<'a> Response<'a> {
             phase: Phase::Building,
             cx,
             write_timeout,
+            failed: None,
         }
     }
 
@@ -228,7 +232,8 @@ impl<'a> Response<'a> {
             close,
         );
         self.phase = Phase::Streaming { chunked, close };
-        flush(self.io, self.out, self.write_timeout).await
+        let result = flush(self.io, self.out, self.write_timeout).await;
+        self.check(result)
     }
 
     /// Sends one piece of a streamed body (starting the stream if needed).
@@ -240,7 +245,7 @@ impl<'a> Response<'a> {
         let Phase::Streaming { chunked, .. } = self.phase else {
             return Ok(());
         };
-        if chunked {
+        let result = if chunked {
             let mut size = [0u8; 18];
             let n = hex_line(data.len(), &mut size);
             write_all(
@@ -251,13 +256,25 @@ impl<'a> Response<'a> {
             .await
         } else {
             write_all(self.io, &mut [data], self.write_timeout).await
+        };
+        self.check(result)
+    }
+
+    /// Remembers the first failed write of the stream.
+    fn check(&mut self, result: io::Result<()>) -> io::Result<()> {
+        if let Err(e) = &result {
+            self.failed.get_or_insert(conn::io_reason(e));
         }
+        result
     }
 
     /// Completes the exchange after the handler returned: encodes a buffered response (or
     /// the error response that replaces it) into the write buffer, or ends a stream.
     pub(crate) fn finish(&mut self, result: io::Result<()>) -> Finish {
         if let Phase::Streaming { chunked, close } = self.phase {
+            if let Some(r) = self.failed {
+                return Finish::Close(r);
+            }
             if result.is_err() {
                 // The head is out: the only honest signal left is an incomplete body.
                 return Finish::Close(CloseReason::HandlerError);

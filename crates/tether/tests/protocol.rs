@@ -657,6 +657,12 @@ fn write_timeout_on_the_last_response_is_the_close_reason() {
 }
 
 #[test]
+fn write_timeout_while_streaming_is_the_close_reason() {
+    // The handler returns the failed send_chunk's error, as handlers do.
+    assert_closed_for_write_timeout(&get(&format!("{}&chunk=65536", big_path())));
+}
+
+#[test]
 fn write_timeout_counts_time_without_progress() {
     // A reader that takes a piece every 100 ms, for longer than the write timeout in all.
     // The server sees progress when its send buffer has room again, which the kernel reports

@@ -55,6 +55,7 @@ pub fn start(builder: Builder) -> Running {
 /// | `/sleep?ms=N` | sleeps N ms, then answers `slept` |
 /// | `/status?code=N` | empty response with status N |
 /// | `/big?len=N` | N bytes of [`big_body`] |
+/// | `/big?len=N&chunk=M` | the same, streamed in pieces of M bytes with `send_chunk` |
 /// | `/stream` | streams [`STREAM_PARTS`] with `send_chunk` |
 /// | `/stream-fail` | streams one part, then fails |
 /// | `/close` | answers `bye` and asks to close the connection |
@@ -122,7 +123,16 @@ impl Handler for TestHandler {
             }
             "/big" => {
                 let len = usize::try_from(query_num(req, "len")).unwrap();
-                res.write(&big_body(len));
+                match usize::try_from(query_num(req, "chunk")).unwrap() {
+                    0 => {
+                        res.write(&big_body(len));
+                    }
+                    chunk => {
+                        for piece in big_body(len).chunks(chunk) {
+                            res.send_chunk(piece).await?;
+                        }
+                    }
+                }
             }
             "/stream" => {
                 res.content_type("text/plain");
