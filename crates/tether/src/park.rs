@@ -141,12 +141,12 @@ pub(crate) fn park<H: Handler>(w: &Rc<Worker<H>>, (stream, key, r): Parking, tic
     bump(&w.counters().parked);
     w.registry.park(
         key,
-        Parked {
+        Box::new(Parked {
             id: r.id,
             stream,
             ticket,
             conn: r,
-        },
+        }),
     );
 }
 
@@ -158,7 +158,13 @@ fn resume<H: Handler>(w: &Rc<Worker<H>>, key: usize) {
     // Closing the socket would remove it from the set too; it lives on, so it must leave.
     let _ = park.ctl(libc::EPOLL_CTL_DEL, p.stream.as_raw_fd(), key);
     drop_one(&w.counters().parked);
-    restart(w, key, p.stream, p.ticket, p.conn);
+    let Parked {
+        stream,
+        ticket,
+        conn,
+        ..
+    } = *p;
+    restart(w, key, stream, ticket, conn);
 }
 
 fn restart<H: Handler>(

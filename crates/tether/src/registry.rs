@@ -35,8 +35,9 @@ struct Entry {
     next: usize,
     waker: Option<Waker>,
     kick: Option<Kick>,
-    /// The connection itself, while parked.
-    parked: Option<Parked>,
+    /// The connection itself, while parked (boxed: most entries are not parked, and the
+    /// entry of every connection would carry its size).
+    parked: Option<Box<Parked>>,
 }
 
 struct Inner {
@@ -136,7 +137,7 @@ impl Registry {
     }
 
     /// Keeps a parked connection (which stays `Idle`, in its place in the idle order).
-    pub fn park(&self, key: usize, parked: Parked) {
+    pub fn park(&self, key: usize, parked: Box<Parked>) {
         let mut inner = self.inner.borrow_mut();
         let Some(e) = inner.entries.get_mut(key) else {
             return;
@@ -152,7 +153,7 @@ impl Registry {
     }
 
     /// Takes a parked connection back for resumption.
-    pub fn unpark(&self, key: usize) -> Option<Parked> {
+    pub fn unpark(&self, key: usize) -> Option<Box<Parked>> {
         self.inner
             .borrow_mut()
             .entries
