@@ -132,6 +132,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "D", default_value = "1s", value_parser = duration::parse)]
     pub park_after: Duration,
 
+    /// Idle connections a worker holds in tasks before the ones going idle park after 100 ms
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_idle_tasks: usize,
+
     /// Idle time before a connection may be evicted at the limit or closed by a drain
     #[arg(long, value_name = "D", default_value = "1s", value_parser = duration::parse)]
     pub min_idle_age: Duration,
@@ -197,6 +201,7 @@ impl ServeArgs {
             max_connections_per_ip: self.max_connections_per_ip,
             min_idle_age: self.min_idle_age,
             park_after: self.park_after,
+            max_idle_tasks: self.max_idle_tasks,
             drain_window: self.drain_window,
             shutdown_timeout: self.shutdown_timeout,
             ..default
@@ -461,6 +466,7 @@ mod tests {
             "--max-connections-per-ip=2",
             "--min-idle-age=100ms",
             "--park-after=0",
+            "--max-idle-tasks=7",
             "--drain-window=2s",
             "--shutdown-timeout=10s",
             "--metrics-path=/m",
@@ -473,6 +479,7 @@ mod tests {
         assert_eq!(c.max_connections_per_ip, 2);
         assert_eq!(c.min_idle_age, Duration::from_millis(100));
         assert_eq!(c.park_after, Duration::ZERO);
+        assert_eq!(c.max_idle_tasks, 7);
         assert_eq!(c.drain_window, Duration::from_secs(2));
         assert_eq!(c.shutdown_timeout, Duration::from_secs(10));
         let p = args.paths();

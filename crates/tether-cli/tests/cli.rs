@@ -440,6 +440,7 @@ fn help_lists_every_flag_with_its_default() {
         ("--max-connections-per-ip <N>", "0"),
         ("--min-idle-age <D>", "1s"),
         ("--park-after <D>", "1s"),
+        ("--max-idle-tasks <N>", "256"),
         ("--drain-window <D>", "5s"),
         ("--shutdown-timeout <D>", "30s"),
         ("--metrics-path <PATH>", "/metrics"),

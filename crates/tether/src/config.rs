@@ -26,6 +26,7 @@ use std::time::Duration;
 /// | `linger_timeout` | 2 s | |
 /// | `keep_alive_header` | on | |
 /// | `park_after` | 1 s idle (0 = never) | the connection gives up its task until its next request |
+/// | `max_idle_tasks` | 256 per worker | idle connections beyond it park after 100 ms |
 /// | `max_connections` | from `RLIMIT_NOFILE` | evict the oldest idle, else `503` |
 /// | `max_connections_per_ip` | off | `429` |
 /// | `min_idle_age` | 1 s | not evicted or drained before |
@@ -83,6 +84,11 @@ pub struct Config {
     /// task and a socket registration), and an idle connection then costs a few hundred
     /// bytes instead of a task.
     pub park_after: Duration,
+    /// Idle connections a worker holds in tasks before the ones going idle park sooner: after
+    /// [`PARK_AFTER_UNDER_PRESSURE`] (or `park_after`, if shorter). This bounds the memory of
+    /// a crowd of connections that have just gone idle (a reconnect storm, a wave of clients)
+    /// without parking the connections of a busy client between its requests.
+    pub max_idle_tasks: usize,
     /// Hard deadline of a shutdown, counted from its start: what remains is cut.
     pub shutdown_timeout: Duration,
     /// First phase of a shutdown: idle connections close once idle for `min_idle_age`.
@@ -124,6 +130,7 @@ impl Default for Config {
             read_buffer_size: 8 * 1024,
             buffer_pool: 256,
             park_after: Duration::from_secs(1),
+            max_idle_tasks: 256,
             shutdown_timeout: Duration::from_secs(30),
             drain_window: Duration::from_secs(5),
             min_idle_age: Duration::from_secs(1),
@@ -132,6 +139,11 @@ impl Default for Config {
         }
     }
 }
+
+/// How long a connection stays idle in its task before it parks when its worker already holds
+/// [`Config::max_idle_tasks`] idle tasks: longer than the gap between the requests of a
+/// client in a request loop, so that such a client does not pay a resumption per request.
+pub const PARK_AFTER_UNDER_PRESSURE: Duration = Duration::from_millis(100);
 
 /// Hard cap on `max_headers`: the parser keeps its header slots on the stack.
 pub const MAX_HEADERS_CAP: usize = 512;

@@ -25,6 +25,7 @@ use socket2::SockRef;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::config::PARK_AFTER_UNDER_PRESSURE;
 use crate::handler::Handler;
 use crate::io::{deadline, flush, read_some, try_read, Read, Timer};
 use crate::parse::{parse_head, BodyFraming, Head, Limits, Version};
@@ -563,7 +564,11 @@ impl<'w, H: Handler> Conn<'w, H> {
 
     /// When this idle wait hands the connection to the park, if it may.
     fn park_at(&self) -> Option<Instant> {
-        let after = self.w.cfg.park_after;
+        let cfg = &*self.w.cfg;
+        let mut after = cfg.park_after;
+        if self.w.counters().idle_tasks() > cfg.max_idle_tasks as u64 {
+            after = after.min(PARK_AFTER_UNDER_PRESSURE);
+        }
         let at = self.idle_since + after;
         let may = self.served > 0
             && !after.is_zero()

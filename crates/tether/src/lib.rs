@@ -51,7 +51,7 @@ mod stats;
 mod status;
 mod worker;
 
-pub use config::Config;
+pub use config::{Config, PARK_AFTER_UNDER_PRESSURE};
 pub use conn::{CloseReason, ConnEvent, ConnState};
 pub use handler::Handler;
 pub use parse::Version;

@@ -32,10 +32,10 @@ use crate::worker::{spawn_conn, Worker};
 
 /// A parked connection, kept in its registry entry.
 pub(crate) struct Parked {
-    pub id: u64,
+    /// What the connection's task resumes with.
+    pub conn: Resume,
     stream: std::net::TcpStream,
     ticket: Ticket,
-    conn: Resume,
 }
 
 /// One worker's park: an epoll set of parked sockets and their idle deadlines.
@@ -142,7 +142,6 @@ pub(crate) fn park<H: Handler>(w: &Rc<Worker<H>>, (stream, key, r): Parking, tic
     w.registry.park(
         key,
         Box::new(Parked {
-            id: r.id,
             stream,
             ticket,
             conn: r,
@@ -162,7 +161,6 @@ fn resume<H: Handler>(w: &Rc<Worker<H>>, key: usize) {
         stream,
         ticket,
         conn,
-        ..
     } = *p;
     restart(w, key, stream, ticket, conn);
 }

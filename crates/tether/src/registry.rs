@@ -164,7 +164,7 @@ impl Registry {
     /// The id of the connection parked at `key`, if one is.
     pub fn parked_id(&self, key: usize) -> Option<u64> {
         let inner = self.inner.borrow();
-        inner.entries.get(key)?.parked.as_ref().map(|p| p.id)
+        inner.entries.get(key)?.parked.as_ref().map(|p| p.conn.id)
     }
 
     /// Moves the parked connections kicked since the last call into `out`; when there are

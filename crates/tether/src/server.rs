@@ -103,6 +103,9 @@ impl Builder {
         /// Idle time after which a keep-alive connection waits as a bare socket rather than
         /// a task (default 1 s; zero disables).
         park_after: Duration;
+        /// Idle connections a worker holds in tasks before the ones going idle park after
+        /// 100 ms (default 256).
+        max_idle_tasks: usize;
         /// Hard deadline of a shutdown, from its start (default 30 s).
         shutdown_timeout: Duration;
         /// Drain window of a shutdown, during which idle connections close once idle for

@@ -73,6 +73,12 @@ impl Counters {
         }
     }
 
+    /// Idle connections held in tasks (not parked).
+    pub fn idle_tasks(&self) -> u64 {
+        let idle = self.states[2].load(Relaxed);
+        idle.saturating_sub(self.parked.load(Relaxed))
+    }
+
     /// Records a closed connection: its reason and how many requests it served.
     pub fn closed(&self, reason: CloseReason, requests: u64) {
         bump(&self.closed[reason as usize]);

@@ -1353,3 +1353,26 @@ fn parking_can_be_turned_off() {
     assert_eq!(srv.stats().parked, 0);
     plaintext(&mut c);
 }
+
+#[test]
+fn beyond_the_idle_tasks_of_a_worker_connections_park_sooner() {
+    let srv = start(
+        builder()
+            .park_after(Duration::from_secs(30))
+            .max_idle_tasks(1),
+    );
+    let mut a = Client::connect(srv.local_addr());
+    plaintext(&mut a);
+    eventually("a to be idle", || srv.stats().in_state(Idle) == 1);
+    let mut b = Client::connect(srv.local_addr());
+    plaintext(&mut b);
+    let t0 = Instant::now();
+    wait_parked(&srv, 1);
+    // After PARK_AFTER_UNDER_PRESSURE, not the 30 s of park_after.
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    thread::sleep(2 * tether::PARK_AFTER_UNDER_PRESSURE); // a, idle first, stays in its task
+    assert_eq!(srv.stats().parked, 1);
+    plaintext(&mut a);
+    plaintext(&mut b);
+    assert_eq!(srv.stats().accepted, 2);
+}
