@@ -18,6 +18,32 @@ fn sample(text: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// An idle connection parks after --park-after, the metrics count it in both forms, and it
+/// serves its next request.
+#[test]
+fn idle_connections_park_and_the_metrics_count_them() {
+    let tether = Tether::start(&["--workers", "1", "--park-after", "100ms"]);
+    let mut idle = tether.connect();
+    assert_eq!(idle.get("/plaintext").status, 200);
+    let metrics = |path: &str| {
+        let r = tether
+            .connect()
+            .exchange("GET", path, &["Connection: close"], None)
+            .unwrap();
+        String::from_utf8(r.body).unwrap()
+    };
+    let parked = || sample(&metrics("/metrics"), "tether_connections_parked");
+    eventually("the idle connection to park", || parked() == Some(1.0));
+    let v: serde_json::Value =
+        serde_json::from_str(&metrics("/metrics?format=json")).expect("JSON");
+    assert_eq!(
+        (v["parked"].as_u64(), v["states"]["idle"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(idle.get("/plaintext").status, 200);
+    assert_eq!(parked(), Some(0.0));
+}
+
 #[test]
 fn metrics_in_prometheus_text_and_json() {
     let tether = Tether::start(&["--workers", "2"]);
