@@ -12,7 +12,8 @@
 //! `park_after` pay for the resumption: a task, a timer and a socket registration.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -41,14 +42,13 @@ pub(crate) struct Parked {
 /// One worker's park: an epoll set of parked sockets and their idle deadlines.
 pub(crate) struct Park {
     epoll: AsyncFd<OwnedFd>,
-    /// `(idle deadline, registry key, connection id)` in the order the connections parked,
-    /// which is the order of their deadlines to within the lateness of a timer (every idle
-    /// connection of a worker waits as long); an entry whose connection resumed meanwhile is
-    /// skipped when it comes up.
-    deadlines: RefCell<VecDeque<(Instant, usize, u64)>>,
+    /// `(idle deadline, registry key, connection id)` of parked connections, earliest first.
+    /// An entry whose connection resumed meanwhile is skipped when it comes up, and swept
+    /// out when such entries outnumber the parked connections.
+    deadlines: RefCell<BinaryHeap<Reverse<(Instant, usize, u64)>>>,
     /// Set while the watcher runs: connections park only then.
     watched: Cell<bool>,
-    /// The watcher's waker, when it waits with no deadline to watch.
+    /// The watcher's waker.
     watcher: Cell<Option<Waker>>,
 }
 
@@ -64,7 +64,7 @@ impl Park {
         });
         Some(Park {
             epoll: epoll.ok()?,
-            deadlines: RefCell::new(VecDeque::new()),
+            deadlines: RefCell::new(BinaryHeap::new()),
             watched: Cell::new(false),
             watcher: Cell::new(None),
         })
@@ -129,16 +129,26 @@ pub(crate) fn park<H: Handler>(w: &Rc<Worker<H>>, (stream, key, r): Parking, tic
         restart(w, key, stream, ticket, r);
         return;
     }
+    bump(&w.counters().parked);
     if let Some(d) = r.idle_deadline {
         let mut deadlines = park.deadlines.borrow_mut();
-        deadlines.push_back((d, key, r.id));
-        if deadlines.len() == 1 {
+        let parked = w
+            .counters()
+            .parked
+            .load(std::sync::atomic::Ordering::Relaxed) as usize;
+        if deadlines.len() > 2 * parked + 64 {
+            deadlines.retain(|Reverse((_, key, id))| w.registry.parked_id(*key) == Some(*id));
+        }
+        let earliest = deadlines
+            .peek()
+            .is_none_or(|Reverse((first, ..))| d < *first);
+        deadlines.push(Reverse((d, key, r.id)));
+        if earliest {
             if let Some(waker) = park.watcher.take() {
                 waker.wake();
             }
         }
     }
-    bump(&w.counters().parked);
     w.registry.park(
         key,
         Box::new(Parked {
@@ -209,25 +219,24 @@ pub(crate) async fn watch<H: Handler>(w: Rc<Worker<H>>) {
             }
             let now = Instant::now();
             let mut deadlines = park.deadlines.borrow_mut();
-            while let Some(&(d, key, id)) = deadlines.front() {
+            while let Some(&Reverse((d, key, id))) = deadlines.peek() {
                 if d > now {
                     break;
                 }
-                deadlines.pop_front();
+                deadlines.pop();
                 if w.registry.parked_id(key) == Some(id) {
                     keys.push(key);
                 }
             }
-            match deadlines.front() {
-                Some(&(d, ..)) => {
-                    if sleep.deadline() != d {
-                        sleep.as_mut().reset(d);
-                    }
-                    if sleep.as_mut().poll(cx).is_ready() {
-                        cx.waker().wake_by_ref();
-                    }
+            // Woken by a park whose deadline comes before the one the timer is set for.
+            park.watcher.set(Some(cx.waker().clone()));
+            if let Some(&Reverse((d, ..))) = deadlines.peek() {
+                if sleep.deadline() != d {
+                    sleep.as_mut().reset(d);
                 }
-                None => park.watcher.set(Some(cx.waker().clone())),
+                if sleep.as_mut().poll(cx).is_ready() {
+                    cx.waker().wake_by_ref();
+                }
             }
             if keys.is_empty() {
                 Poll::Pending

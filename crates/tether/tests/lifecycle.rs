@@ -1376,3 +1376,41 @@ fn beyond_the_idle_tasks_of_a_worker_connections_park_sooner() {
     plaintext(&mut b);
     assert_eq!(srv.stats().accepted, 2);
 }
+
+/// Connections park in another order than their idle deadlines (one parked early, under
+/// pressure, after going idle later): each still closes at its own deadline.
+#[test]
+fn parked_connections_close_at_their_own_deadlines_whatever_order_they_parked_in() {
+    let events = Events::default();
+    let idle = Duration::from_secs(2);
+    let srv = start(
+        events.on(builder()
+            .idle_timeout(idle)
+            .idle_grace(Duration::ZERO)
+            .park_after(900 * MS)
+            .max_idle_tasks(1)),
+    );
+    let mut a = Client::connect(srv.local_addr());
+    plaintext(&mut a);
+    events.wait_state_after(peer(&a), Idle, 1);
+    thread::sleep(500 * MS); // b goes idle half a second after a, and parks first
+    let mut b = Client::connect(srv.local_addr());
+    plaintext(&mut b);
+    for c in [&mut a, &mut b] {
+        c.expect_closed();
+        let timed = events.timed(peer(c));
+        let idle_at = timed.iter().find(|(_, e)| e.state == Idle).unwrap().0;
+        events.wait_state(peer(c), Closing);
+        let closing_at = events
+            .timed(peer(c))
+            .iter()
+            .find(|(_, e)| e.state == Closing)
+            .unwrap()
+            .0;
+        let waited = closing_at - idle_at;
+        assert!(
+            waited >= idle && waited < idle + 300 * MS,
+            "closed after {waited:?} idle"
+        );
+    }
+}
