@@ -122,6 +122,8 @@ impl Park {
 /// once and tries again after its next idle period.
 pub(crate) fn park<H: Handler>(w: &Rc<Worker<H>>, (stream, key, r): Parking, ticket: Ticket) {
     let Some(park) = &w.park else {
+        // Not reached: a connection parks only where there is a park.
+        restart(w, key, stream, ticket, r);
         return;
     };
     if let Err(e) = park.ctl(libc::EPOLL_CTL_ADD, stream.as_raw_fd(), key) {
