@@ -359,6 +359,7 @@ pub(crate) fn lost<H: Handler>(w: &Worker<H>, key: usize, r: &Resume) {
 }
 
 /// Records a change of state: gauges, the registry (and its idle order), the hook.
+#[inline(always)]
 fn record<H: Handler>(
     w: &Worker<H>,
     key: usize,

@@ -196,6 +196,7 @@ impl Registry {
 
     /// Records a state change; `now` is when an idle period starts. Returns true when the
     /// least recently used idle connection changed.
+    #[inline]
     pub fn set_state(&self, key: usize, state: ConnState, now: Instant) -> bool {
         let mut inner = self.inner.borrow_mut();
         let head = inner.head;
