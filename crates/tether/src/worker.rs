@@ -214,6 +214,7 @@ pub(crate) async fn run<H: Handler>(
     if w.park.is_some() {
         tokio::task::spawn_local(park::watch(w.clone()));
     }
+    let heartbeat = tokio::task::spawn_local(heartbeat());
     let mut last_warning: Option<Instant> = None;
     loop {
         tokio::select! {
@@ -253,7 +254,20 @@ pub(crate) async fn run<H: Handler>(
     if let Some(e) = evictor {
         e.abort();
     }
+    heartbeat.abort();
     drain(&w, start).await
+}
+
+/// Keeps the runtime's timer driver due to wake within a second. tokio wakes its driver
+/// through an eventfd whenever a timer is armed before the driver's next wake-up; without
+/// an earlier timer, every new connection arming its header timeout (seconds away) would
+/// cost that write and an extra turn of the driver.
+async fn heartbeat() {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+    }
 }
 
 /// The two phases of a shutdown (see [`crate::Running::shutdown`]).
