@@ -1,4 +1,9 @@
 //! The `Date` header line, formatted at most once a second per worker thread.
+//!
+//! The clock is read each time a connection's task is polled (see
+//! [`crate::worker::spawn_conn`]), not for every response: the responses to a batch of
+//! pipelined requests share one reading, as nginx's share the time of an event loop
+//! iteration, and a handler that waited is polled again, so it answers with a fresh date.
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -16,17 +21,28 @@ thread_local! {
     static CACHE: RefCell<Cached> = const { RefCell::new(Cached { second: u64::MAX, line: [0; LINE_LEN] }) };
 }
 
-/// Appends the current `Date` header line to `out`.
+/// Reads the clock: the `Date` lines written from now on carry this second.
+pub(crate) fn refresh() {
+    CACHE.with(|c| refresh_cache(&mut c.borrow_mut()));
+}
+
+fn refresh_cache(c: &mut Cached) {
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if second != c.second {
+        c.second = second;
+        let mut line: &mut [u8] = &mut c.line;
+        // Display of HttpDate writes into the fixed buffer without allocating.
+        let _ = write!(line, "Date: {}\r\n", httpdate::HttpDate::from(now));
+    }
+}
+
+/// Appends the `Date` header line as of the last [`refresh`] to `out`.
 pub(crate) fn write_date_line(out: &mut Vec<u8>) {
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
-        let now = SystemTime::now();
-        let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        if second != c.second {
-            c.second = second;
-            let mut line: &mut [u8] = &mut c.line;
-            // Display of HttpDate writes into the fixed buffer without allocating.
-            let _ = write!(line, "Date: {}\r\n", httpdate::HttpDate::from(now));
+        if c.second == u64::MAX {
+            refresh_cache(&mut c);
         }
         out.extend_from_slice(&c.line);
     });

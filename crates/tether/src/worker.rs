@@ -2,6 +2,7 @@
 //! connections it accepted, which never leave it.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -17,6 +18,7 @@ use tokio::time::Instant;
 use crate::admission::{Hook, Shared, Ticket};
 use crate::config::Config;
 use crate::conn;
+use crate::date;
 use crate::handler::Handler;
 use crate::park::{self, Park};
 use crate::pool::Pool;
@@ -147,7 +149,13 @@ pub(crate) fn spawn_conn<H: Handler>(
     };
     tokio::task::spawn_local(async move {
         let mut live = live;
-        if let Some(parking) = conn::serve(&live.w, stream, start).await {
+        let mut serve = std::pin::pin!(conn::serve(&live.w, stream, start));
+        let parking = std::future::poll_fn(|cx| {
+            date::refresh();
+            serve.as_mut().poll(cx)
+        })
+        .await;
+        if let Some(parking) = parking {
             if let Some(ticket) = live.ticket.take() {
                 park::park(&live.w, parking, ticket);
             }

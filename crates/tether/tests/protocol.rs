@@ -869,3 +869,30 @@ fn shutdown_closes_idle_connections() {
     let stats = stopping.join().unwrap().unwrap().stats;
     assert_eq!((stats.accepted, stats.closed, stats.requests), (1, 1, 1));
 }
+
+/// The `Date` of each response: pipelined responses share one reading of the clock, but a
+/// handler that waited answers with the time it answers, not the time its request was read.
+#[test]
+fn date_is_the_time_of_the_answer() {
+    let srv = start(builder());
+    let mut c = connect(&srv);
+    let date = |r: &Reply| {
+        let d = r.header("date").expect("a Date header");
+        httpdate::parse_http_date(d).expect("an HTTP date")
+    };
+    let before = std::time::SystemTime::now();
+    let r = c.request(&get("/plaintext"));
+    let first = date(&r);
+    // The header has whole seconds: it may be up to a second earlier than `before`.
+    assert!(
+        first + Duration::from_secs(1) >= before,
+        "{first:?} before {before:?}"
+    );
+    let r = c.request(&get("/sleep?ms=1500"));
+    assert_eq!(r.text(), "slept");
+    let later = date(&r);
+    assert!(
+        later >= first + Duration::from_secs(1),
+        "a response sent 1.5 s later is dated {later:?}, the first {first:?}"
+    );
+}
