@@ -6,7 +6,7 @@
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::Interest;
@@ -19,6 +19,9 @@ use tokio::time::{sleep_until, timeout_at, Instant, Sleep};
 /// timeout period rather than once per request.
 pub(crate) struct Timer {
     sleep: Pin<Box<Sleep>>,
+    /// The sleep holds this task's waker from a poll since it was last reset: until it
+    /// fires, polling it again would only register the same waker again.
+    registered: bool,
 }
 
 impl Timer {
@@ -27,6 +30,7 @@ impl Timer {
             sleep: Box::pin(sleep_until(
                 Instant::now() + Duration::from_secs(86400 * 365),
             )),
+            registered: false,
         }
     }
 
@@ -34,13 +38,24 @@ impl Timer {
     pub fn arm(&mut self, deadline: Instant) {
         if self.sleep.deadline() > deadline {
             self.sleep.as_mut().reset(deadline);
+            self.registered = false;
         }
     }
 
     /// Ready once `deadline` (armed before) has passed; an early firing re-arms the timer.
+    ///
+    /// A connection's timer is only ever polled from its own task, whose waker does not
+    /// change: once registered, the sleep is polled again only after it fired.
     pub fn poll_expired(&mut self, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
+        if self.registered && !self.sleep.is_elapsed() {
+            return Poll::Pending;
+        }
         loop {
-            ready!(self.sleep.as_mut().poll(cx));
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                self.registered = true;
+                return Poll::Pending;
+            }
+            self.registered = false;
             if Instant::now() >= deadline {
                 return Poll::Ready(());
             }
