@@ -294,8 +294,14 @@ impl Server {
                         let listener = tokio::net::TcpListener::from_std(listener)?;
                         let w = Rc::new(Worker::new(cfg, make(), shared, index));
                         // A task of its own: the future given to `block_on` is polled on every
-                        // tick of the local set, the accept loop only when it has work.
-                        tokio::task::spawn_local(worker::run(w, listener, rx))
+                        // tick of the local set, the accept loop only when it has work. Its
+                        // result comes back through a oneshot channel, cheaper to poll on every
+                        // tick than a join handle; a panic drops the sender.
+                        let (done, report) = tokio::sync::oneshot::channel();
+                        tokio::task::spawn_local(async move {
+                            let _ = done.send(worker::run(w, listener, rx).await);
+                        });
+                        report
                             .await
                             .map_err(|_| io::Error::other("the accept loop panicked"))
                     })
