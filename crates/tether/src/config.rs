@@ -48,7 +48,11 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Time allowed without progress while reading a request body.
     pub body_timeout: Duration,
-    /// Time allowed without progress while writing a response.
+    /// Time allowed without progress while writing a response. Progress is the socket taking
+    /// more of the response: with a full send buffer, Linux reports it writable again only
+    /// once about a third of the buffer has drained, so a client must read that much within
+    /// the timeout (like nginx's `send_timeout`). On loopback, where the buffer grows to
+    /// 4 MiB, that is about 1.4 MB; on a slow network link the buffer stays far smaller.
     pub write_timeout: Duration,
     /// Requests served per connection before it is closed (0 = unlimited).
     pub max_requests: u64,
