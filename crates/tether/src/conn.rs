@@ -964,7 +964,7 @@ mod tests {
     }
 
     /// The connection future is what a connection costs in user space, besides its socket
-    /// registration, until it parks: a guard against growth (1,248 bytes when this was
+    /// registration, until it parks: a guard against growth (1,256 bytes when this was
     /// written).
     #[test]
     fn connection_future_is_small() {

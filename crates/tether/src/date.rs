@@ -1,9 +1,10 @@
 //! The `Date` header line, formatted at most once a second per worker thread.
 //!
-//! The clock is read each time a connection's task is polled (see
-//! [`crate::worker::spawn_conn`]), not for every response: the responses to a batch of
-//! pipelined requests share one reading, as nginx's share the time of an event loop
-//! iteration, and a handler that waited is polled again, so it answers with a fresh date.
+//! The clock is read at most once per poll of a connection's task (see
+//! [`crate::worker::spawn_conn`]), when the first response of that poll is written, not for
+//! every response: the responses to a batch of pipelined requests share one reading, as
+//! nginx's share the time of an event loop iteration, and a handler that waited is polled
+//! again, so it answers with a fresh date.
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -15,18 +16,23 @@ const LINE_LEN: usize = 6 + 29 + 2;
 struct Cached {
     second: u64,
     line: [u8; LINE_LEN],
+    /// The clock must be read before the next line is written.
+    stale: bool,
 }
 
 thread_local! {
-    static CACHE: RefCell<Cached> = const { RefCell::new(Cached { second: u64::MAX, line: [0; LINE_LEN] }) };
+    static CACHE: RefCell<Cached> = const {
+        RefCell::new(Cached { second: u64::MAX, line: [0; LINE_LEN], stale: true })
+    };
 }
 
-/// Reads the clock: the `Date` lines written from now on carry this second.
-pub(crate) fn refresh() {
-    CACHE.with(|c| refresh_cache(&mut c.borrow_mut()));
+/// Marks the cached second stale: the next `Date` line reads the clock.
+pub(crate) fn invalidate() {
+    CACHE.with(|c| c.borrow_mut().stale = true);
 }
 
 fn refresh_cache(c: &mut Cached) {
+    c.stale = false;
     let now = SystemTime::now();
     let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     if second != c.second {
@@ -37,11 +43,11 @@ fn refresh_cache(c: &mut Cached) {
     }
 }
 
-/// Appends the `Date` header line as of the last [`refresh`] to `out`.
+/// Appends the current `Date` header line to `out` (reading the clock if it is stale).
 pub(crate) fn write_date_line(out: &mut Vec<u8>) {
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
-        if c.second == u64::MAX {
+        if c.stale {
             refresh_cache(&mut c);
         }
         out.extend_from_slice(&c.line);

@@ -18,7 +18,9 @@ use tokio::time::{sleep_until, timeout_at, Instant, Sleep};
 /// pushes the deadline forward on every request, touches the timer wheel about once per
 /// timeout period rather than once per request.
 pub(crate) struct Timer {
-    sleep: Pin<Box<Sleep>>,
+    /// Made at the first deadline: a connection whose requests always arrive whole, and
+    /// which closes without lingering, never needs one.
+    sleep: Option<Pin<Box<Sleep>>>,
     /// The sleep holds this task's waker from a poll since it was last reset: until it
     /// fires, polling it again would only register the same waker again.
     registered: bool,
@@ -27,18 +29,20 @@ pub(crate) struct Timer {
 impl Timer {
     pub fn new() -> Self {
         Timer {
-            sleep: Box::pin(sleep_until(
-                Instant::now() + Duration::from_secs(86400 * 365),
-            )),
+            sleep: None,
             registered: false,
         }
     }
 
     /// Arms the timer for `deadline` unless it already fires earlier.
     pub fn arm(&mut self, deadline: Instant) {
-        if self.sleep.deadline() > deadline {
-            self.sleep.as_mut().reset(deadline);
-            self.registered = false;
+        match &mut self.sleep {
+            Some(sleep) if sleep.deadline() > deadline => {
+                sleep.as_mut().reset(deadline);
+                self.registered = false;
+            }
+            Some(_) => {}
+            None => self.sleep = Some(Box::pin(sleep_until(deadline))),
         }
     }
 
@@ -47,11 +51,15 @@ impl Timer {
     /// A connection's timer is only ever polled from its own task, whose waker does not
     /// change: once registered, the sleep is polled again only after it fired.
     pub fn poll_expired(&mut self, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
-        if self.registered && !self.sleep.is_elapsed() {
+        let Some(sleep) = &mut self.sleep else {
+            // Never armed: nothing to wait for.
+            return Poll::Pending;
+        };
+        if self.registered && !sleep.is_elapsed() {
             return Poll::Pending;
         }
         loop {
-            if self.sleep.as_mut().poll(cx).is_pending() {
+            if sleep.as_mut().poll(cx).is_pending() {
                 self.registered = true;
                 return Poll::Pending;
             }
@@ -59,7 +67,7 @@ impl Timer {
             if Instant::now() >= deadline {
                 return Poll::Ready(());
             }
-            self.sleep.as_mut().reset(deadline);
+            sleep.as_mut().reset(deadline);
         }
     }
 

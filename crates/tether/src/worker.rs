@@ -151,7 +151,7 @@ pub(crate) fn spawn_conn<H: Handler>(
         let mut live = live;
         let mut serve = std::pin::pin!(conn::serve(&live.w, stream, start));
         let parking = std::future::poll_fn(|cx| {
-            date::refresh();
+            date::invalidate();
             serve.as_mut().poll(cx)
         })
         .await;
@@ -224,10 +224,12 @@ pub(crate) async fn run<H: Handler>(
     }
     let heartbeat = tokio::task::spawn_local(heartbeat());
     let mut last_warning: Option<Instant> = None;
+    // One wait for the stop, not a new one per accepted connection.
+    let mut stopped = std::pin::pin!(stop.changed());
     loop {
         tokio::select! {
             biased;
-            _ = stop.changed() => break,
+            _ = &mut stopped => break,
             r = listener.accept() => match r {
                 Ok((stream, peer)) => accept(&w, stream, peer),
                 Err(e) if per_connection(&e) => {}
