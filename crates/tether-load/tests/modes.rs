@@ -4,21 +4,27 @@
 mod common;
 
 use std::io::{BufRead, Write};
-use std::net::Shutdown;
+use std::net::{Shutdown, SocketAddr};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use tether_load::ConnMode;
+use tether_load::{Config, ConnMode};
+
+/// A config for `addr` that ends after `requests` requests; the 10 s duration is only a
+/// backstop, so that the count, not the clock, ends the run.
+fn counted(addr: SocketAddr, path: &str, requests: u64) -> Config {
+    let mut c = config(addr, path);
+    c.bounds.requests = Some(requests);
+    c.bounds.duration = Duration::from_secs(10);
+    c
+}
 
 #[test]
 fn persistent_connections_carry_every_request() {
     let server = tether(|b| b);
-    let mut c = config(server.local_addr(), "/plaintext");
-    c.bounds.requests = Some(400);
-    c.bounds.duration = Duration::from_secs(10);
-    let r = run(&c);
-    assert_accounted(&r);
+    let c = counted(server.local_addr(), "/plaintext", 400);
+    let r = run_accounted(&c);
     assert_eq!((r.requests.total, r.requests.ok), (400, 400));
     assert_eq!(r.connections.opened, 4);
     assert_eq!(r.connections.closed_by_client, 4);
@@ -35,12 +41,9 @@ fn persistent_connections_carry_every_request() {
 #[test]
 fn a_new_connection_per_request() {
     let server = tether(|b| b);
-    let mut c = config(server.local_addr(), "/plaintext");
+    let mut c = counted(server.local_addr(), "/plaintext", 200);
     c.mode = ConnMode::PerRequest;
-    c.bounds.requests = Some(200);
-    c.bounds.duration = Duration::from_secs(10);
-    let r = run(&c);
-    assert_accounted(&r);
+    let r = run_accounted(&c);
     assert_eq!(r.requests.ok, 200);
     assert_eq!(r.connections.opened, 200);
     assert_eq!(
@@ -56,12 +59,9 @@ fn a_new_connection_per_request() {
 #[test]
 fn n_requests_per_connection_then_reconnect() {
     let server = tether(|b| b);
-    let mut c = config(server.local_addr(), "/plaintext");
+    let mut c = counted(server.local_addr(), "/plaintext", 200);
     c.mode = ConnMode::PerConnection(10);
-    c.bounds.requests = Some(200);
-    c.bounds.duration = Duration::from_secs(10);
-    let r = run(&c);
-    assert_accounted(&r);
+    let r = run_accounted(&c);
     assert_eq!(r.requests.ok, 200);
     assert_eq!(r.connections.opened, 20);
     assert_eq!(r.connections.closed_by_client, 20);
@@ -73,12 +73,9 @@ fn n_requests_per_connection_then_reconnect() {
 #[test]
 fn http10_keep_alive_and_http10_close() {
     let server = tether(|b| b);
-    let mut c = config(server.local_addr(), "/plaintext");
+    let mut c = counted(server.local_addr(), "/plaintext", 100);
     c.http10 = true;
-    c.bounds.requests = Some(100);
-    c.bounds.duration = Duration::from_secs(10);
-    let r = run(&c);
-    assert_accounted(&r);
+    let r = run_accounted(&c);
     assert_eq!(r.requests.ok, 100);
     assert_eq!(
         r.connections.opened, 4,
@@ -86,8 +83,7 @@ fn http10_keep_alive_and_http10_close() {
     );
 
     c.mode = ConnMode::PerRequest;
-    let r = run(&c);
-    assert_accounted(&r);
+    let r = run_accounted(&c);
     assert_eq!(r.requests.ok, 100);
     assert_eq!(r.connections.opened, 100);
     assert_eq!(r.connections.closed_by_server_announced, 100);
@@ -97,12 +93,9 @@ fn http10_keep_alive_and_http10_close() {
 #[test]
 fn the_servers_connection_close_is_followed() {
     let server = tether(|b| b.max_requests(10).limit_jitter(0.0));
-    let mut c = config(server.local_addr(), "/plaintext");
+    let mut c = counted(server.local_addr(), "/plaintext", 200);
     c.connections = 2;
-    c.bounds.requests = Some(200);
-    c.bounds.duration = Duration::from_secs(10);
-    let r = run(&c);
-    assert_accounted(&r);
+    let r = run_accounted(&c);
     assert_eq!(r.requests.ok, 200, "{:?}", r.errors);
     assert_eq!(r.connections.opened, 20);
     assert_eq!(r.connections.closed_by_server_announced, 20);
@@ -123,12 +116,9 @@ fn keep_alive_max_is_honoured_before_the_server_closes() {
         }
         let _ = w.shutdown(Shutdown::Both);
     });
-    let mut c = config(server.addr, "/");
+    let mut c = counted(server.addr, "/", 50);
     c.connections = 2;
-    c.bounds.requests = Some(50);
-    c.bounds.duration = Duration::from_secs(10);
-    let r = run(&c);
-    assert_accounted(&r);
+    let r = run_accounted(&c);
     assert_eq!(r.requests.ok, 50, "{:?}", r.errors);
     assert_eq!(r.connections.opened, 10);
     // The last connection of each slot ends with the run, not with `max`.
@@ -139,13 +129,10 @@ fn keep_alive_max_is_honoured_before_the_server_closes() {
 #[test]
 fn pipelined_requests_each_get_their_latency() {
     let server = tether(|b| b);
-    let mut c = config(server.local_addr(), "/plaintext");
+    let mut c = counted(server.local_addr(), "/plaintext", 800);
     c.connections = 2;
     c.pipeline = 8;
-    c.bounds.requests = Some(800);
-    c.bounds.duration = Duration::from_secs(10);
-    let r = run(&c);
-    assert_accounted(&r);
+    let r = run_accounted(&c);
     assert_eq!(r.requests.ok, 800);
     assert_eq!(r.latency_us.count, 800);
     assert_eq!(r.connections.opened, 2);
@@ -169,13 +156,10 @@ fn pipelined_requests_lost_to_a_close() {
         let _ = w.shutdown(Shutdown::Write);
         drain(&mut w);
     });
-    let mut c = config(server.addr, "/");
+    let mut c = counted(server.addr, "/", 16);
     c.connections = 1;
     c.pipeline = 8;
-    c.bounds.requests = Some(16);
-    c.bounds.duration = Duration::from_secs(10);
-    let r = run(&c);
-    assert_accounted(&r);
+    let r = run_accounted(&c);
     assert_eq!(r.requests.ok, 6);
     assert_eq!(r.errors.pipeline_lost, 10, "{:?}", r.errors);
     assert_eq!(r.connections.opened, 2);
@@ -193,11 +177,8 @@ fn chunked_and_close_delimited_bodies() {
             }
         }
     });
-    let mut c = config(chunked.addr, "/");
-    c.bounds.requests = Some(100);
-    c.bounds.duration = Duration::from_secs(10);
-    let r = run(&c);
-    assert_accounted(&r);
+    let c = counted(chunked.addr, "/", 100);
+    let r = run_accounted(&c);
     assert_eq!(r.requests.ok, 100, "{:?}", r.errors);
     assert_eq!(r.connections.opened, 4);
 
@@ -209,11 +190,8 @@ fn chunked_and_close_delimited_bodies() {
             );
         }
     });
-    let mut c = config(until_close.addr, "/");
-    c.bounds.requests = Some(40);
-    c.bounds.duration = Duration::from_secs(10);
-    let r = run(&c);
-    assert_accounted(&r);
+    let c = counted(until_close.addr, "/", 40);
+    let r = run_accounted(&c);
     assert_eq!(r.requests.ok, 40, "{:?}", r.errors);
     assert_eq!(r.connections.opened, 40);
     assert_eq!(r.connections.closed_by_server_announced, 40);
@@ -227,12 +205,9 @@ fn a_server_that_closes_after_each_response_without_saying_so() {
             let _ = w.write_all(&ok(""));
         }
     });
-    let mut c = config(server.addr, "/");
+    let mut c = counted(server.addr, "/", 60);
     c.connections = 2;
-    c.bounds.requests = Some(60);
-    c.bounds.duration = Duration::from_secs(10);
-    let r = run(&c);
-    assert_accounted(&r);
+    let r = run_accounted(&c);
     assert_eq!(r.requests.ok, 60, "{:?}", r.errors);
     let conns = r.connections;
     assert_eq!(conns.requests_per_connection.max, 1);
@@ -262,13 +237,10 @@ fn a_server_that_closes_idle_connections_early() {
             }
         }
     });
-    let mut c = config(server.addr, "/");
+    let mut c = counted(server.addr, "/", 8);
     c.connections = 2;
     c.interval = Duration::from_millis(150);
-    c.bounds.requests = Some(8);
-    c.bounds.duration = Duration::from_secs(10);
-    let r = run(&c);
-    assert_accounted(&r);
+    let r = run_accounted(&c);
     assert_eq!(r.requests.ok, 8, "{:?}", r.errors);
     assert_eq!(r.connections.opened, 8);
     assert!(r.connections.idle_closed >= 6, "{:?}", r.connections);
@@ -292,12 +264,9 @@ fn closes_as_the_second_request_arrives() -> Raw {
 #[test]
 fn an_idle_close_racing_a_request_is_retried_not_counted_as_an_error() {
     let server = closes_as_the_second_request_arrives();
-    let mut c = config(server.addr, "/");
+    let mut c = counted(server.addr, "/", 10);
     c.connections = 1;
-    c.bounds.requests = Some(10);
-    c.bounds.duration = Duration::from_secs(10);
-    let r = run(&c);
-    assert_accounted(&r);
+    let r = run_accounted(&c);
     assert_eq!(r.requests.ok, 10, "{:?}", r.errors);
     assert_eq!(r.requests.failed, 0);
     assert!(r.connections.stale_retries >= 9, "{:?}", r.connections);
@@ -306,13 +275,10 @@ fn an_idle_close_racing_a_request_is_retried_not_counted_as_an_error() {
 #[test]
 fn a_post_is_not_sent_twice() {
     let server = closes_as_the_second_request_arrives();
-    let mut c = config(server.addr, "/");
+    let mut c = counted(server.addr, "/", 10);
     c.connections = 1;
     c.method = "POST".into();
-    c.bounds.requests = Some(10);
-    c.bounds.duration = Duration::from_secs(10);
-    let r = run(&c);
-    assert_accounted(&r);
+    let r = run_accounted(&c);
     assert_eq!(r.connections.stale_retries, 0);
     assert_eq!(r.requests.ok, 5);
     assert_eq!(r.errors.reset_before_response, 5, "{:?}", r.errors);
@@ -324,8 +290,7 @@ fn constant_rate_reaches_its_target() {
     let mut c = config(server.local_addr(), "/plaintext");
     c.rate = Some(1000.0);
     c.bounds.duration = Duration::from_millis(500);
-    let r = run(&c);
-    assert_accounted(&r);
+    let r = run_accounted(&c);
     // 500 are due; a loaded machine may finish fewer before the end, never more.
     assert!(
         (300..=520).contains(&r.requests.ok),
@@ -358,8 +323,7 @@ fn constant_rate_latency_counts_from_the_due_time() {
     c.connections = 1;
     c.rate = Some(100.0);
     c.bounds.duration = Duration::from_millis(500);
-    let r = run(&c);
-    assert_accounted(&r);
+    let r = run_accounted(&c);
     assert!(r.requests.ok >= 8, "{:?}", r.requests);
     assert!(
         r.latency_us.max > 150_000.0,
@@ -407,11 +371,9 @@ fn the_warm_up_is_not_measured() {
 #[test]
 fn the_interval_is_a_pause_after_each_response() {
     let server = tether(|b| b);
-    let mut c = config(server.local_addr(), "/plaintext");
+    let mut c = counted(server.local_addr(), "/plaintext", 20);
     c.connections = 1;
     c.interval = Duration::from_millis(5);
-    c.bounds.requests = Some(20);
-    c.bounds.duration = Duration::from_secs(10);
     let r = run(&c);
     assert_eq!(r.requests.ok, 20);
     // 19 pauses of 5 ms between 20 requests; due times have microsecond precision, so the
@@ -435,8 +397,7 @@ fn a_thousand_connections_from_one_thread() {
     c.rate = Some(4_000.0);
     c.warmup = Duration::from_millis(300);
     c.bounds.duration = Duration::from_millis(500);
-    let r = run(&c);
-    assert_accounted(&r);
+    let r = run_accounted(&c);
     assert_eq!(r.connections.opened, 1_000);
     assert_eq!(r.requests.failed, 0, "{:?}", r.errors);
     assert!(r.requests.ok >= 1_000, "{:?}", r.requests);
@@ -460,12 +421,9 @@ fn large_heads_and_bodies() {
             }
         }
     });
-    let mut c = config(server.addr, "/");
+    let mut c = counted(server.addr, "/", 20);
     c.connections = 2;
-    c.bounds.requests = Some(20);
-    c.bounds.duration = Duration::from_secs(10);
-    let r = run(&c);
-    assert_accounted(&r);
+    let r = run_accounted(&c);
     assert_eq!(r.requests.ok, 20, "{:?}", r.errors);
     assert_eq!(r.connections.opened, 2);
     assert!(r.bytes_per_sec * r.duration_secs >= 20.0 * (1 << 20) as f64);
@@ -476,13 +434,10 @@ fn pipelining_stops_at_the_servers_keep_alive_max() {
     // tether says `Keep-Alive: max=N` and closes after 10 requests; a client that pipelined
     // past the limit would lose requests to the close.
     let server = tether(|b| b.max_requests(10).limit_jitter(0.0));
-    let mut c = config(server.local_addr(), "/plaintext");
+    let mut c = counted(server.local_addr(), "/plaintext", 400);
     c.connections = 2;
     c.pipeline = 8;
-    c.bounds.requests = Some(400);
-    c.bounds.duration = Duration::from_secs(10);
-    let r = run(&c);
-    assert_accounted(&r);
+    let r = run_accounted(&c);
     assert_eq!(r.requests.ok, 400, "{:?}", r.errors);
     assert_eq!(r.errors.pipeline_lost, 0);
     assert_eq!(r.connections.opened, 40);

@@ -28,6 +28,14 @@ pub fn run(config: &Config) -> tether_load::Report {
     tether_load::run(config, &mut |_| {}).expect("run")
 }
 
+/// Runs `config` and checks that its report accounts for every connection and request.
+#[track_caller]
+pub fn run_accounted(config: &Config) -> tether_load::Report {
+    let r = run(config);
+    assert_accounted(&r);
+    r
+}
+
 /// Checks that every connection opened is accounted for by exactly one way of closing.
 pub fn assert_accounted(r: &tether_load::Report) {
     let c = &r.connections;
