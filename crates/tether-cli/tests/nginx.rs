@@ -369,6 +369,27 @@ fn bursts(load: &Load, clients: usize, quiet: Duration) {
 
 const CLIENTS: usize = 8;
 
+/// tether with a 1 s idle timeout (and no grace) behind nginx with an upstream keep-alive
+/// timeout of `nginx_keepalive`, under bursts with quiet spells of 1.2 s: long enough for
+/// the shorter of the two timeouts to close idle upstream connections. Returns the tally of
+/// the finished load; `None` when nginx is missing and skipping was asked for.
+fn idle_spells_behind_nginx(nginx_keepalive: &str) -> Option<(Tether, Nginx, Tally)> {
+    let bin = require_nginx()?;
+    let tether = Tether::start(&[
+        "--workers",
+        "2",
+        "--idle-timeout",
+        "1s",
+        "--idle-grace",
+        "0",
+    ]);
+    let nginx = Nginx::start(&bin, tether.addr, nginx_keepalive);
+    let load = Load::start(nginx.addr, CLIENTS);
+    bursts(&load, CLIENTS, 1200 * MS);
+    let tally = load.finish();
+    Some((tether, nginx, tally))
+}
+
 // ---------------------------------------------------------------------------------------
 // Tests
 // ---------------------------------------------------------------------------------------
@@ -379,19 +400,9 @@ const CLIENTS: usize = 8;
 /// `a_close_that_crosses_a_request_costs_a_post_a_502`.
 #[test]
 fn tether_closes_idle_upstream_connections_at_its_idle_timeout() {
-    let Some(bin) = require_nginx() else { return };
-    let tether = Tether::start(&[
-        "--workers",
-        "2",
-        "--idle-timeout",
-        "1s",
-        "--idle-grace",
-        "0",
-    ]);
-    let nginx = Nginx::start(&bin, tether.addr, "60s");
-    let load = Load::start(nginx.addr, CLIENTS);
-    bursts(&load, CLIENTS, 1200 * MS);
-    let tally = load.finish();
+    let Some((tether, nginx, tally)) = idle_spells_behind_nginx("60s") else {
+        return;
+    };
     let idle_closed = closed_for(&tether, "idle_timeout");
     println!(
         "{} responses, {} errors; tether closed {idle_closed} idle upstream connections; \
@@ -409,19 +420,9 @@ fn tether_closes_idle_upstream_connections_at_its_idle_timeout() {
 /// on a connection the server is closing.
 #[test]
 fn nginx_closes_first_when_its_keepalive_timeout_is_shorter() {
-    let Some(bin) = require_nginx() else { return };
-    let tether = Tether::start(&[
-        "--workers",
-        "2",
-        "--idle-timeout",
-        "1s",
-        "--idle-grace",
-        "0",
-    ]);
-    let nginx = Nginx::start(&bin, tether.addr, "500ms");
-    let load = Load::start(nginx.addr, CLIENTS);
-    bursts(&load, CLIENTS, 1200 * MS);
-    let tally = load.finish();
+    let Some((tether, nginx, tally)) = idle_spells_behind_nginx("500ms") else {
+        return;
+    };
     let (idle_closed, peer_closed) = (
         closed_for(&tether, "idle_timeout"),
         closed_for(&tether, "peer_closed"),
