@@ -16,19 +16,10 @@
 # OUT/callgrind.tsv.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-command -v valgrind > /dev/null || { echo "missing valgrind (apt-get install valgrind)" >&2; exit 1; }
 
 DEPTHS=${DEPTHS:-1 16}
 N=${N:-5000}
-scratch=$(mktemp -d)
-trap 'stop_server; rm -rf "$scratch"' EXIT
-for i in "${!SERVERS[@]}"; do
-    [[ ${SERVERS[$i]} == tether\|* ]] && SERVERS[$i]+=" --max-requests 0"
-done
-if [ -n "${OUT:-}" ]; then
-    mkdir -p "$OUT"
-    [ -s "$OUT/callgrind.tsv" ] || printf 'server\tdepth\tinstructions\tmeasured_requests\n' > "$OUT/callgrind.tsv"
-fi
+valgrind_setup callgrind.tsv server depth instructions measured_requests
 
 total() { # NAME REQUESTS DEPTH -> total instructions of the server's run
     local name=$1 n=$2 depth=$3 file="$scratch/$1.$2.out"

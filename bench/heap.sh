@@ -16,21 +16,11 @@
 # requests connections" rows to OUT/heap.tsv.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-command -v valgrind > /dev/null || { echo "missing valgrind (apt-get install valgrind)" >&2; exit 1; }
 
 HEAP_N=${HEAP_N:-2000}
 CONNS=${CONNS:-300}
-scratch=$(mktemp -d)
-trap 'stop_server; rm -rf "$scratch"' EXIT
-for i in "${!SERVERS[@]}"; do
-    [[ ${SERVERS[$i]} == tether\|* ]] && SERVERS[$i]+=" --max-requests 0"
-done
-if [ -n "${OUT:-}" ]; then
-    mkdir -p "$OUT"
-    [ -s "$OUT/heap.tsv" ] ||
-        printf 'server\tallocs_per_request\tbytes_per_request\tallocs_per_connection\tbytes_per_connection\trequests\tconnections\n' \
-            > "$OUT/heap.tsv"
-fi
+valgrind_setup heap.tsv server allocs_per_request bytes_per_request allocs_per_connection \
+    bytes_per_connection requests connections
 
 usage() { # NAME TAG CLIENT_ARGS... -> "ALLOCS BYTES" allocated over the server's whole run
     local name=$1 log="$scratch/$1.$2.log"
