@@ -31,12 +31,29 @@ pub(crate) fn invalidate() {
     CACHE.with(|c| c.borrow_mut().stale = true);
 }
 
+/// Seconds since the epoch from the coarse clock: a header with whole seconds needs no
+/// finer reading, and the coarse one is a load from memory shared with the kernel.
+fn coarse_second() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to write into.
+    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
+        ts.tv_sec as u64
+    } else {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+}
+
 fn refresh_cache(c: &mut Cached) {
     c.stale = false;
-    let now = SystemTime::now();
-    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let second = coarse_second();
     if second != c.second {
         c.second = second;
+        let now = UNIX_EPOCH + std::time::Duration::from_secs(second);
         let mut line: &mut [u8] = &mut c.line;
         // Display of HttpDate writes into the fixed buffer without allocating.
         let _ = write!(line, "Date: {}\r\n", httpdate::HttpDate::from(now));
