@@ -318,16 +318,7 @@ pub(crate) async fn serve<H: Handler>(
         }
         Outcome::Park(socket) => {
             c.parked = true;
-            let r = Resume {
-                id: c.id,
-                peer: c.peer,
-                served: c.served,
-                max_requests: c.max_requests,
-                expires: c.expires,
-                idle_since: c.idle_since,
-                idle_deadline: c.idle_deadline,
-            };
-            Some((socket, c.key, r))
+            Some((socket, c.key, c.resume_state()))
         }
     }
 }
@@ -384,6 +375,14 @@ fn record<H: Handler>(
     }
 }
 
+/// The earlier of two optional deadlines.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 pub(crate) fn io_reason(e: &io::Error) -> CloseReason {
     match e.kind() {
         io::ErrorKind::ConnectionReset
@@ -405,27 +404,17 @@ impl<'w, H: Handler> Conn<'w, H> {
         let now = Instant::now();
         let expires =
             (!cfg.max_lifetime.is_zero()).then(|| now + cfg.max_lifetime.mul_f64(jitter(1.0)));
-        let c = Conn {
-            w,
+        let fresh = Resume {
             id: w.next_id(),
-            reason: None,
-            stream,
             peer,
-            state: ConnState::New,
-            bufs: None,
-            start: 0,
-            end: 0,
-            head: Head::default(),
             served: 0,
             max_requests,
             expires,
-            idle_deadline: None,
             idle_since: now,
-            timer: Timer::new(),
-            key: w.registry.insert(now),
-            resumed: false,
-            parked: false,
+            idle_deadline: None,
         };
+        let mut c = Conn::resumed(w, stream, w.registry.insert(now), fresh);
+        (c.state, c.resumed) = (ConnState::New, false);
         record(w, c.key, ConnState::Closed, &c.event(), now);
         c
     }
@@ -452,6 +441,19 @@ impl<'w, H: Handler> Conn<'w, H> {
             key,
             resumed: true,
             parked: false,
+        }
+    }
+
+    /// What the connection carries across a park (the inverse of [`Conn::resumed`]).
+    fn resume_state(&self) -> Resume {
+        Resume {
+            id: self.id,
+            peer: self.peer,
+            served: self.served,
+            max_requests: self.max_requests,
+            expires: self.expires,
+            idle_since: self.idle_since,
+            idle_deadline: self.idle_deadline,
         }
     }
 
@@ -590,10 +592,7 @@ impl<'w, H: Handler> Conn<'w, H> {
     /// allows it and the connection stays idle for `park_after`, until it parks).
     async fn wait_for_request(&mut self, park: bool) -> Result<(), Outcome> {
         let park_at = park.then(|| self.park_at()).flatten();
-        let mut until = match (self.idle_deadline, park_at) {
-            (Some(d), Some(p)) => Some(d.min(p)),
-            (d, p) => d.or(p),
-        };
+        let mut until = earliest(self.idle_deadline, park_at);
         // Set while draining: when this connection has been idle for the minimum age.
         let mut drain_at = None;
         loop {
@@ -661,10 +660,7 @@ impl<'w, H: Handler> Conn<'w, H> {
                         return Err(CloseReason::Shutdown.into());
                     }
                     drain_at = Some(at);
-                    until = match self.idle_deadline {
-                        Some(d) => Some(d.min(at)),
-                        None => Some(at),
-                    };
+                    until = earliest(self.idle_deadline, Some(at));
                 }
             }
         }
