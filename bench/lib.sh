@@ -113,9 +113,11 @@ stop_server() {
 
 # valgrind_session NAME SCRATCH LOG VALGRIND_ARGS... -- CLIENT_ARGS...: starts NAME under
 # valgrind (pinned to SERVER_CPU), runs `client.py PORT CLIENT_ARGS... --path PATH` (the
-# server's path) on LOAD_CPU, then
-# stops the server with SIGINT so that valgrind writes its results. Fails if the server did
-# not start or the client failed.
+# server's path) on LOAD_CPU, then stops the server with SIGINT so that valgrind writes its
+# results. CLIENT_ARGS `--load C N` instead runs `tether load` with C connections for N
+# requests in all (one at a time on each): Python cannot keep many connections busy
+# enough for the server to see them ready together. Fails if the server did not start or
+# the client failed.
 valgrind_session() {
     local name=$1 scratch=$2 log=$3 vg=() rc=0
     shift 3
@@ -125,9 +127,14 @@ valgrind_session() {
     done
     shift
     start_server "$name" "$scratch" "$log" valgrind "${vg[@]}" || return 1
-    taskset -c "$LOAD_CPU" timeout 300 python3 "$BENCH/client.py" "$S_PORT" "$@" \
-        --path "$S_PATH" > /dev/null ||
-        { echo "$name: the client failed (see $log)" >&2; rc=1; }
+    local client=(python3 "$BENCH/client.py" "$S_PORT" "$@" --path "$S_PATH")
+    [ "$1" != --load ] ||
+        client=("$TETHER_BIN" load --threads 1 -c "$2" -n "$3" --timeout 60s "$S_URL")
+    taskset -c "$LOAD_CPU" timeout 300 "${client[@]}" > "$log.client" 2>&1 ||
+        { echo "$name: the client failed (see $log.client)" >&2; rc=1; }
+    # tether load reports failed requests rather than failing: every one must succeed.
+    [ "$1" != --load ] || grep -q ' 0 failed' "$log.client" ||
+        { echo "$name: requests failed (see $log.client)" >&2; rc=1; }
     sleep 0.5 # let the server finish closing what the client closed
     STOP_SIGNAL=INT stop_server
     return "$rc"

@@ -246,25 +246,39 @@ def floor_section(p, meta):
 
 # ---------------------------------------------------------------------------- callgrind
 
+def depth_order(depth):
+    """one connection first, by depth; then the concurrent runs, by connections"""
+    return (1, int(depth[1:])) if depth.startswith("c") else (0, int(depth))
+
+
+def depth_label(depth):
+    if depth.startswith("c"):
+        return "%s connections" % depth[1:]
+    return "sequential" if depth == "1" else "pipelined x%s" % depth
+
+
 def callgrind_section(rows, meta):
     if not rows:
         return ["No results (bench/callgrind.sh did not run)."]
-    n = num(rows[0].get("measured_requests"))
-    n = n / int(rows[0]["depth"]) if n is not None else None
+    measured = {r["depth"]: num(r.get("measured_requests")) for r in rows}
     out = ["Measured %s with `bench/callgrind.sh`: valgrind's instruction count of the "
-           "server over %s steady-state keep-alive requests on one connection (%s at depth "
-           "16), the difference of two runs so that start-up cancels out:"
-           % (meta.get("date", "?"), f_int(n), f_int(n * 16 if n is not None else None)), ""]
+           "server over a number of steady-state keep-alive requests, the difference of two "
+           "runs so that start-up cancels out. Sequential and pipelined are one connection "
+           "(%s and %s requests); 100 connections is `tether load -c 100` as the client (%s "
+           "requests), where the server finds many connections ready at each wake-up, as "
+           "under load (a)."
+           % (meta.get("date", "?"), f_int(measured.get("1")), f_int(measured.get("16")),
+              f_int(measured.get("c100"))), ""]
     by = {}
     servers = []
     for r in rows:
         by[(r["server"], r["depth"])] = num(r["instructions"])
         if r["server"] not in servers:
             servers.append(r["server"])
-    depths = sorted({r["depth"] for r in rows}, key=int)
+    depths = sorted({r["depth"] for r in rows}, key=depth_order)
     head = ["server"]
     for d in depths:
-        head += ["sequential" if d == "1" else "pipelined x%s" % d, "÷ tether"]
+        head += [depth_label(d), "÷ tether"]
     body = []
     for s in servers:
         row = [s]
@@ -349,7 +363,8 @@ def targets_section(p, cg, alloc, idle, meta):
               "c_cpu_s_per_100k", 1.0)
 
     by = {(r["server"], r["depth"]): num(r["instructions"]) for r in cg}
-    for depth, label in [("1", "sequential"), ("16", "pipelined x16")]:
+    for depth in ["1", "16", "c100"]:
+        label = depth_label(depth)
         t, h = by.get(("tether", depth)), by.get(("hyper", depth))
         if t is not None and h:
             rows.append(["callgrind instructions per request, %s, ≤ 0.5 × hyper's" % label,
