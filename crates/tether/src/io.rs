@@ -217,7 +217,18 @@ pub(crate) async fn flush(
     if buf.is_empty() {
         return Ok(());
     }
-    let result = write_all(stream, &mut [buf.as_slice()], timeout).await;
+    // Nearly always the socket takes the whole buffer at once: one send, no write loop.
+    let result = match stream.try_write(buf) {
+        Ok(n) if n == buf.len() => Ok(()),
+        Ok(0) => Err(io::ErrorKind::WriteZero.into()),
+        Ok(n) => write_all(stream, &mut [&buf[n..]], timeout).await,
+        Err(e) => match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => {
+                write_all(stream, &mut [buf.as_slice()], timeout).await
+            }
+            _ => Err(e),
+        },
+    };
     buf.clear();
     result
 }
