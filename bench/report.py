@@ -261,21 +261,25 @@ def callgrind_section(rows, meta):
     if not rows:
         return ["No results (bench/callgrind.sh did not run)."]
     measured = {r["depth"]: num(r.get("measured_requests")) for r in rows}
+    depths = sorted(measured, key=depth_order)
+
+    def over(d):
+        if d.startswith("c"):
+            return ("%s requests over %s connections (`tether load -c %s` as the client, so "
+                    "that the server finds many connections ready at each wake-up, as under "
+                    "load (a))" % (f_int(measured[d]), d[1:], d[1:]))
+        return "%s requests over one connection (%s)" % (f_int(measured[d]), depth_label(d))
+
     out = ["Measured %s with `bench/callgrind.sh`: valgrind's instruction count of the "
            "server over a number of steady-state keep-alive requests, the difference of two "
-           "runs so that start-up cancels out. Sequential and pipelined are one connection "
-           "(%s and %s requests); 100 connections is `tether load -c 100` as the client (%s "
-           "requests), where the server finds many connections ready at each wake-up, as "
-           "under load (a)."
-           % (meta.get("date", "?"), f_int(measured.get("1")), f_int(measured.get("16")),
-              f_int(measured.get("c100"))), ""]
+           "runs so that start-up cancels out: %s."
+           % (meta.get("date", "?"), "; ".join(over(d) for d in depths)), ""]
     by = {}
     servers = []
     for r in rows:
         by[(r["server"], r["depth"])] = num(r["instructions"])
         if r["server"] not in servers:
             servers.append(r["server"])
-    depths = sorted({r["depth"] for r in rows}, key=depth_order)
     head = ["server"]
     for d in depths:
         head += [depth_label(d), "÷ tether"]
