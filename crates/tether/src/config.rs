@@ -149,8 +149,7 @@ impl Default for Config {
 /// client in a request loop, so that such a client does not pay a resumption per request.
 pub const PARK_AFTER_UNDER_PRESSURE: Duration = Duration::from_millis(100);
 
-/// Hard cap on `max_headers`: the parser keeps its header slots on the stack.
-pub const MAX_HEADERS_CAP: usize = 512;
+pub use crate::proto::parse::MAX_HEADERS_CAP;
 
 impl Config {
     /// Checks ranges; the builder calls this before binding.

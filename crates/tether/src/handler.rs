@@ -2,8 +2,8 @@
 
 use std::io;
 
-use crate::request::Request;
-use crate::response::Response;
+use crate::conn::request::Request;
+use crate::conn::response::Response;
 
 /// Answers requests. One handler value lives on each worker thread (it need not be `Send`),
 /// made by the factory given to [`crate::Server::spawn`] or [`crate::Server::run_until`].

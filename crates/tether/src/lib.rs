@@ -33,31 +33,21 @@
 //! socket in its worker's epoll set, with a record of a few hundred bytes; see BENCHMARKS.md
 //! for the measure.
 
-mod admission;
 mod config;
 mod conn;
-mod date;
-pub mod framing;
 mod handler;
-mod io;
-mod park;
-pub mod parse;
-mod pool;
-mod registry;
-mod request;
-mod response;
+mod lifecycle;
+mod proto;
 mod server;
-mod stats;
-mod status;
-mod worker;
 
 pub use config::{Config, PARK_AFTER_UNDER_PRESSURE};
-pub use conn::{CloseReason, ConnEvent, ConnState};
+pub use conn::request::{Body, BodyError, Request};
+pub use conn::response::Response;
 pub use handler::Handler;
-pub use parse::Version;
-pub use request::{Body, BodyError, Request};
-pub use response::Response;
-pub use server::{Builder, Handle, Running, Server, Stopped};
-pub use stats::{Snapshot, REQUESTS_PER_CONN_BUCKETS};
-pub use status::Status;
-pub use worker::DrainReport;
+pub use lifecycle::{CloseReason, ConnEvent, ConnState};
+pub use proto::parse::Version;
+pub use proto::status::Status;
+pub use proto::{framing, parse};
+pub use server::builder::{Builder, Handle, Running, Server, Stopped};
+pub use server::stats::{Snapshot, REQUESTS_PER_CONN_BUCKETS};
+pub use server::worker::DrainReport;

@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use crate::conn::{CloseReason, ConnState};
+use crate::lifecycle::{CloseReason, ConnState};
 
 /// Upper bounds of the requests-per-connection histogram buckets (the last is unbounded).
 pub const REQUESTS_PER_CONN_BUCKETS: [u64; 16] = [

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-use crate::framing::{ChunkError, ChunkedDecoder};
-use crate::io::{deadline, read_some, write_all, Read, Timer};
-use crate::parse::{BodyFraming, Head, Version};
+use crate::conn::timed_io::{deadline, read_some, write_all, Read, Timer};
+use crate::proto::framing::{ChunkError, ChunkedDecoder};
+use crate::proto::parse::{BodyFraming, Head, Version};
 
 /// A request head and its body.
 ///

@@ -10,9 +10,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::conn::ConnEvent;
-use crate::stats::Stats;
-use crate::status::Status;
+use crate::lifecycle::ConnEvent;
+use crate::proto::status::Status;
+use crate::server::stats::Stats;
 
 /// The connection-state hook.
 pub(crate) type Hook = Arc<dyn Fn(&ConnEvent) + Send + Sync>;

@@ -12,12 +12,12 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 
-use crate::admission::{default_max_connections, Hook, Shared};
 use crate::config::Config;
-use crate::conn::ConnEvent;
 use crate::handler::Handler;
-use crate::stats::{Snapshot, Stats};
-use crate::worker::{self, DrainReport, Worker};
+use crate::lifecycle::ConnEvent;
+use crate::server::admission::{default_max_connections, Hook, Shared};
+use crate::server::stats::{Snapshot, Stats};
+use crate::server::worker::{self, DrainReport, Worker};
 
 /// Builds a [`Server`]: every setting of [`Config`], then [`Builder::bind`].
 ///

@@ -15,16 +15,16 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use crate::admission::{Hook, Shared, Ticket};
 use crate::config::Config;
 use crate::conn;
-use crate::date;
+use crate::conn::buffers::Pool;
 use crate::handler::Handler;
-use crate::park::{self, Park};
-use crate::pool::Pool;
-use crate::registry::{Kick, Registry};
-use crate::stats::{bump, Counters};
-use crate::status::Status;
+use crate::proto::date;
+use crate::proto::status::Status;
+use crate::server::admission::{Hook, Shared, Ticket};
+use crate::server::park::{self, Park};
+use crate::server::registry::{Kick, Registry};
+use crate::server::stats::{bump, Counters};
 
 pub(crate) struct Worker<H> {
     pub cfg: Arc<Config>,

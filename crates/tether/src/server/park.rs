@@ -25,11 +25,11 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, Instant};
 
-use crate::admission::Ticket;
 use crate::conn::{self, Parking, Resume, Start};
 use crate::handler::Handler;
-use crate::stats::{bump, drop_one};
-use crate::worker::{spawn_conn, Worker};
+use crate::server::admission::Ticket;
+use crate::server::stats::{bump, drop_one};
+use crate::server::worker::{spawn_conn, Worker};
 
 /// A parked connection, kept in its registry entry.
 pub(crate) struct Parked {

@@ -3,7 +3,7 @@
 //!
 //! The worker reaches connections through it (to evict the oldest idle one when the
 //! connection limit is reached, to close idle ones when draining) without a broadcast that
-//! every request would subscribe to. A parked connection (see [`crate::park`]) lives here
+//! every request would subscribe to. A parked connection (see [`crate::server::park`]) lives here
 //! alone, without a task: a kick addressed to it queues it for resumption.
 
 use std::cell::RefCell;
@@ -12,8 +12,8 @@ use std::task::{Context, Poll, Waker};
 use slab::Slab;
 use tokio::time::Instant;
 
-use crate::conn::ConnState;
-use crate::park::Parked;
+use crate::lifecycle::ConnState;
+use crate::server::park::Parked;
 
 const NIL: usize = usize::MAX;
 

@@ -6,7 +6,7 @@
 
 use std::cell::RefCell;
 
-use crate::parse::Field;
+use crate::proto::parse::Field;
 
 /// The buffers one exchange needs.
 #[derive(Default)]

@@ -9,12 +9,12 @@ use std::io;
 use bytes::Bytes;
 use tokio::net::TcpStream;
 
+use crate::conn::request::{BodyError, BodyState};
+use crate::conn::timed_io::{flush, write_all};
 use crate::conn::{self, CloseReason, Plan};
-use crate::date::write_date_line;
-use crate::io::{flush, write_all};
-use crate::parse::Version;
-use crate::request::{BodyError, BodyState};
-use crate::status::Status;
+use crate::proto::date::write_date_line;
+use crate::proto::parse::Version;
+use crate::proto::status::Status;
 
 /// Per-request facts shared by the connection, the body reader and the response.
 pub(crate) struct Exchange {
@@ -151,7 +151,7 @@ impl<'a> Response<'a> {
         }
         if engine_owned(name) {
             if name.eq_ignore_ascii_case(b"connection")
-                && crate::parse::tokens(value).any(|t| t.eq_ignore_ascii_case(b"close"))
+                && crate::proto::parse::tokens(value).any(|t| t.eq_ignore_ascii_case(b"close"))
             {
                 self.close = true;
             }

@@ -6,8 +6,10 @@
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
-use crate::config::MAX_HEADERS_CAP;
-use crate::status::Status;
+use crate::proto::status::Status;
+
+/// Hard cap on `max_headers`: the parser keeps its header slots on the stack.
+pub const MAX_HEADERS_CAP: usize = 512;
 
 /// HTTP version of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
