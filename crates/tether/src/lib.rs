@@ -41,8 +41,10 @@ mod proto;
 mod server;
 
 pub use config::{Config, PARK_AFTER_UNDER_PRESSURE};
-pub use conn::request::{Body, BodyError, Request};
+pub use conn::body::{Body, BodyError};
+pub use conn::request::Request;
 pub use conn::response::Response;
+pub use conn::transport::Transport;
 pub use handler::Handler;
 pub use lifecycle::{CloseReason, ConnEvent, ConnState};
 pub use proto::parse::Version;

@@ -72,3 +72,15 @@ impl Pool {
         free.push(b);
     }
 }
+
+/// Moves the unread input `buf[*start..*end]` to the front of `buf`, making room after it:
+/// the one compaction of a read buffer (the head reader, the body window and the body
+/// reader all use it).
+#[inline]
+pub(crate) fn compact(buf: &mut [u8], start: &mut usize, end: &mut usize) {
+    if *start > 0 {
+        buf.copy_within(*start..*end, 0);
+        *end -= *start;
+        *start = 0;
+    }
+}

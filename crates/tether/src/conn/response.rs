@@ -7,22 +7,14 @@
 use std::io;
 
 use bytes::Bytes;
-use tokio::net::TcpStream;
 
-use crate::conn::request::{BodyError, BodyState};
+use crate::conn::exchange::Exchange;
+use crate::conn::keepalive::{self, Finish, Verdict};
 use crate::conn::timed_io::{flush, write_all};
-use crate::conn::{self, CloseReason, Plan};
-use crate::proto::date::write_date_line;
+use crate::lifecycle::CloseReason;
+use crate::proto::encode::{self, BodyLength, LAST_CHUNK};
 use crate::proto::parse::Version;
 use crate::proto::status::Status;
-
-/// Per-request facts shared by the connection, the body reader and the response.
-pub(crate) struct Exchange {
-    pub plan: Plan,
-    pub is_head: bool,
-    pub version: Version,
-    pub body: BodyState,
-}
 
 enum Out {
     Buffered,
@@ -50,15 +42,6 @@ enum Phase {
     },
 }
 
-/// How the connection goes on after a response.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Finish {
-    /// Persistent: read the next request.
-    KeepAlive,
-    /// Flush, then close for this reason.
-    Close(CloseReason),
-}
-
 /// A response under construction.
 ///
 /// ```no_run
@@ -70,7 +53,6 @@ pub(crate) enum Finish {
 /// # }
 /// ```
 pub struct Response<'a> {
-    io: &'a TcpStream,
     out: &'a mut Vec<u8>,
     headers: &'a mut Vec<u8>,
     buffered: &'a mut Vec<u8>,
@@ -78,7 +60,7 @@ pub struct Response<'a> {
     body: Out,
     close: bool,
     phase: Phase,
-    cx: &'a Exchange,
+    cx: &'a Exchange<'a>,
     write_timeout: std::time::Duration,
     /// Why a write of the stream failed: the body on the wire is cut, so the connection
     /// closes, whatever the handler returns.
@@ -111,16 +93,14 @@ fn valid_value(v: &[u8]) -> bool {
 
 impl<'a> Response<'a> {
     pub(crate) fn new(
-        io: &'a TcpStream,
         out: &'a mut Vec<u8>,
         scratch: (&'a mut Vec<u8>, &'a mut Vec<u8>),
-        cx: &'a Exchange,
+        cx: &'a Exchange<'a>,
         write_timeout: std::time::Duration,
     ) -> Self {
         scratch.0.clear();
         scratch.1.clear();
         Response {
-            io,
             out,
             headers: scratch.0,
             buffered: scratch.1,
@@ -227,17 +207,17 @@ impl<'a> Response<'a> {
             return Ok(());
         }
         let chunked = self.cx.version == Version::Http11;
-        let close = conn::decide(self.cx, self.close, !chunked);
+        let close = keepalive::at_head(&self.cx.plan, &self.cx.body, self.close, !chunked);
         self.encode_head(
             if chunked {
-                Framing::Chunked
+                BodyLength::Chunked
             } else {
-                Framing::None
+                BodyLength::UntilClose
             },
             close,
         );
         self.phase = Phase::Streaming { chunked, close };
-        let result = flush(self.io, self.out, self.write_timeout).await;
+        let result = flush(self.cx.io, self.out, self.write_timeout).await;
         self.check(result)
     }
 
@@ -252,15 +232,15 @@ impl<'a> Response<'a> {
         };
         let result = if chunked {
             let mut size = [0u8; 18];
-            let n = hex_line(data.len(), &mut size);
+            let n = encode::chunk_size_line(data.len(), &mut size);
             write_all(
-                self.io,
+                self.cx.io,
                 &mut [&size[..n], data, b"\r\n"],
                 self.write_timeout,
             )
             .await
         } else {
-            write_all(self.io, &mut [data], self.write_timeout).await
+            write_all(self.cx.io, &mut [data], self.write_timeout).await
         };
         self.check(result)
     }
@@ -268,190 +248,56 @@ impl<'a> Response<'a> {
     /// Remembers the first failed write of the stream.
     fn check(&mut self, result: io::Result<()>) -> io::Result<()> {
         if let Err(e) = &result {
-            self.failed.get_or_insert(conn::io_reason(e));
+            self.failed.get_or_insert(keepalive::io_reason(e));
         }
         result
     }
 
     /// Completes the exchange after the handler returned: encodes a buffered response (or
-    /// the error response that replaces it) into the write buffer, or ends a stream.
+    /// the error response that replaces it) into the write buffer, or ends a stream. The
+    /// keep-alive policy decides what happens; this only carries it out.
     pub(crate) fn finish(&mut self, result: io::Result<()>) -> Finish {
+        let (cx, handler_ok) = (self.cx, result.is_ok());
+        let sends_body = !cx.is_head && self.status.allows_body();
         if let Phase::Streaming { chunked, close } = self.phase {
-            if let Some(r) = self.failed {
-                return Finish::Close(r);
+            let finish = keepalive::when_streamed(self.failed, handler_ok, &cx.body, close);
+            if chunked
+                && sends_body
+                && self.failed.is_none()
+                && handler_ok
+                && cx.body.error.get().is_none()
+            {
+                self.out.extend_from_slice(LAST_CHUNK);
             }
-            if result.is_err() {
-                // The head is out: the only honest signal left is an incomplete body.
-                return Finish::Close(CloseReason::HandlerError);
-            }
-            if let Some(e) = self.cx.body.error.get() {
-                return Finish::Close(body_reason(e));
-            }
-            if chunked && !self.cx.is_head && self.status.allows_body() {
-                self.out.extend_from_slice(b"0\r\n\r\n");
-            }
-            return close.map_or(Finish::KeepAlive, Finish::Close);
+            return finish;
         }
-        if let Some(e) = self.cx.body.error.get() {
-            let status = match e {
-                BodyError::Malformed => Status::BAD_REQUEST,
-                BodyError::Timeout => Status::REQUEST_TIMEOUT,
-                BodyError::TooLarge => Status::PAYLOAD_TOO_LARGE,
-                // Nobody is left to answer.
-                BodyError::Closed => return Finish::Close(CloseReason::ClosedMidRequest),
-            };
-            error_response(self.out, status, self.cx.is_head);
-            return Finish::Close(body_reason(e));
+        match keepalive::when_buffered(&cx.body, handler_ok) {
+            Verdict::Send => {}
+            Verdict::Replace(status, reason) => {
+                encode::error_response(self.out, status, cx.is_head);
+                return Finish::Close(reason);
+            }
+            Verdict::Drop(reason) => return Finish::Close(reason),
         }
-        if result.is_err() {
-            error_response(self.out, Status::INTERNAL_SERVER_ERROR, self.cx.is_head);
-            return Finish::Close(CloseReason::HandlerError);
-        }
-        let close = conn::decide(self.cx, self.close, false);
+        let close = keepalive::at_head(&cx.plan, &cx.body, self.close, false);
         let len = self.body.bytes(self.buffered).len();
-        self.encode_head(Framing::Length(len), close);
-        if !self.cx.is_head && self.status.allows_body() {
+        self.encode_head(BodyLength::Known(len), close);
+        if sends_body {
             self.out.extend_from_slice(self.body.bytes(self.buffered));
         }
-        close.map_or(Finish::KeepAlive, Finish::Close)
+        close.into()
     }
 
-    fn encode_head(&mut self, framing: Framing, close: Option<CloseReason>) {
-        let out = &mut *self.out;
-        status_line(out, self.status);
-        write_date_line(out);
-        out.extend_from_slice(self.headers);
-        if self.status.allows_body() {
-            match framing {
-                Framing::Length(n) => {
-                    out.extend_from_slice(b"Content-Length: ");
-                    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-                    out.extend_from_slice(b"\r\n");
-                }
-                Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
-                Framing::None => {}
-            }
-        }
-        let plan = &self.cx.plan;
-        if close.is_some() {
-            out.extend_from_slice(b"Connection: close\r\n");
-        } else {
-            if plan.http10_keep_alive {
-                out.extend_from_slice(b"Connection: keep-alive\r\n");
-            }
-            if plan.keep_alive_header {
-                keep_alive_line(out, plan.keep_alive_timeout, plan.remaining);
-            }
-        }
-        out.extend_from_slice(b"\r\n");
+    #[inline]
+    fn encode_head(&mut self, length: BodyLength, close: Option<CloseReason>) {
+        let persistence = self.cx.plan.persistence(close);
+        encode::head(self.out, self.status, self.headers, length, &persistence);
     }
-}
-
-/// `Keep-Alive: timeout=N, max=M`, with whichever parameters apply.
-fn keep_alive_line(out: &mut Vec<u8>, timeout: Option<u64>, max: Option<u64>) {
-    let params = [(&b"timeout="[..], timeout), (b"max=", max)];
-    let mut sep: &[u8] = b"Keep-Alive: ";
-    for (name, value) in params {
-        if let Some(v) = value {
-            out.extend_from_slice(sep);
-            out.extend_from_slice(name);
-            out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-            sep = b", ";
-        }
-    }
-    if timeout.is_some() || max.is_some() {
-        out.extend_from_slice(b"\r\n");
-    }
-}
-
-enum Framing {
-    Length(usize),
-    Chunked,
-    None,
-}
-
-fn body_reason(e: BodyError) -> CloseReason {
-    match e {
-        BodyError::Timeout => CloseReason::BodyTimeout,
-        BodyError::Closed => CloseReason::ClosedMidRequest,
-        BodyError::Malformed | BodyError::TooLarge => CloseReason::ProtocolError,
-    }
-}
-
-fn status_line(out: &mut Vec<u8>, status: Status) {
-    match status.line() {
-        Some(line) => out.extend_from_slice(line),
-        None => {
-            out.extend_from_slice(b"HTTP/1.1 ");
-            out.extend_from_slice(itoa::Buffer::new().format(status.0).as_bytes());
-            out.extend_from_slice(b" \r\n");
-        }
-    }
-}
-
-/// Appends a complete error response that closes the connection.
-pub(crate) fn error_response(out: &mut Vec<u8>, status: Status, is_head: bool) {
-    status_line(out, status);
-    write_date_line(out);
-    let reason = status.reason().as_bytes();
-    out.extend_from_slice(b"Content-Type: text/plain\r\nContent-Length: ");
-    out.extend_from_slice(itoa::Buffer::new().format(reason.len() + 1).as_bytes());
-    out.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
-    if !is_head {
-        out.extend_from_slice(reason);
-        out.extend_from_slice(b"\n");
-    }
-}
-
-/// Writes `len` as a chunk-size line (`1f\r\n`) into `buf`; returns its length.
-fn hex_line(len: usize, buf: &mut [u8; 18]) -> usize {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digits = ((usize::BITS - len.leading_zeros()).div_ceil(4)).max(1) as usize;
-    for i in 0..digits {
-        buf[digits - 1 - i] = HEX[(len >> (4 * i)) & 0xf];
-    }
-    buf[digits] = b'\r';
-    buf[digits + 1] = b'\n';
-    digits + 2
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunk_size_lines() {
-        let mut buf = [0u8; 18];
-        let n = hex_line(0x1f, &mut buf);
-        assert_eq!(&buf[..n], b"1f\r\n");
-        let n = hex_line(0, &mut buf);
-        assert_eq!(&buf[..n], b"0\r\n");
-        let n = hex_line(4096, &mut buf);
-        assert_eq!(&buf[..n], b"1000\r\n");
-    }
-
-    #[test]
-    fn error_responses_close() {
-        let mut out = Vec::new();
-        error_response(&mut out, Status::URI_TOO_LONG, false);
-        let s = String::from_utf8(out).unwrap();
-        assert!(s.starts_with("HTTP/1.1 414 URI Too Long\r\n"));
-        assert!(s.contains("\r\nConnection: close\r\n"));
-        assert!(s.ends_with("\r\n\r\nURI Too Long\n"));
-    }
-
-    #[test]
-    fn keep_alive_lines() {
-        let line = |t, m| {
-            let mut out = Vec::new();
-            keep_alive_line(&mut out, t, m);
-            String::from_utf8(out).unwrap()
-        };
-        assert_eq!(line(Some(75), Some(9)), "Keep-Alive: timeout=75, max=9\r\n");
-        assert_eq!(line(Some(75), None), "Keep-Alive: timeout=75\r\n");
-        assert_eq!(line(None, Some(3)), "Keep-Alive: max=3\r\n");
-        assert_eq!(line(None, None), "");
-    }
 
     #[test]
     fn header_names_are_checked() {

@@ -1,4 +1,4 @@
-//! Socket reads and writes with deadlines, on a shared `&TcpStream`.
+//! Reads and writes on a [`Transport`] with deadlines, and the per-connection timer.
 //!
 //! Every wait is bounded: reads by a deadline the caller picks (idle, header or body), writes
 //! by the write timeout counted from the last progress.
@@ -9,9 +9,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::Interest;
-use tokio::net::TcpStream;
 use tokio::time::{sleep_until, timeout_at, Instant, Sleep};
+
+use crate::conn::transport::Transport;
 
 /// One timer per connection, re-armed lazily: a later deadline leaves the registered timer
 /// alone (when it fires early the wait re-arms it), so steady keep-alive traffic, which
@@ -75,9 +75,9 @@ impl Timer {
     ///
     /// Polls the socket's readiness in place rather than through a stored future, so that
     /// the wait adds almost nothing to the connection's future.
-    pub async fn readable(
+    pub async fn readable<T: Transport + ?Sized>(
         &mut self,
-        stream: &TcpStream,
+        stream: &T,
         deadline: Option<Instant>,
     ) -> Option<io::Result<()>> {
         if let Some(d) = deadline {
@@ -105,22 +105,21 @@ pub(crate) enum Read {
 }
 
 /// Reads what the socket holds into `buf`, without waiting.
-pub(crate) fn try_read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+#[inline]
+pub(crate) fn try_read<T: Transport + ?Sized>(stream: &T, buf: &mut [u8]) -> io::Result<usize> {
     let n = stream.try_read(buf)?;
     if n > 0 && n < buf.len() {
         // A short read drained the socket: forget the readiness now rather than learn it
         // from a read that fails with EAGAIN (edge-triggered epoll reports data that
         // arrives later as a new event).
-        let _ = stream.try_io(Interest::READABLE, || {
-            Err::<(), _>(io::ErrorKind::WouldBlock.into())
-        });
+        stream.clear_read_ready();
     }
     Ok(n)
 }
 
 /// Reads what is available into `buf`, waiting until `deadline` (if any) for data.
-pub(crate) async fn read_some(
-    stream: &TcpStream,
+pub(crate) async fn read_some<T: Transport + ?Sized>(
+    stream: &T,
     buf: &mut [u8],
     timer: &mut Timer,
     deadline: Option<Instant>,
@@ -150,8 +149,8 @@ fn timed_out() -> io::Error {
 
 /// Writes all of `bufs` (in order), failing with `TimedOut` when no byte could be written for
 /// `timeout`. One `writev` per round, so a head and a body go out in one system call.
-pub(crate) async fn write_all(
-    stream: &TcpStream,
+pub(crate) async fn write_all<T: Transport + ?Sized>(
+    stream: &T,
     bufs: &mut [&[u8]],
     timeout: Duration,
 ) -> io::Result<()> {
@@ -164,7 +163,7 @@ pub(crate) async fn write_all(
 }
 
 /// Writes what the socket takes now; true when it would block with data left.
-fn write_some(stream: &TcpStream, bufs: &mut [&[u8]]) -> io::Result<bool> {
+fn write_some<T: Transport + ?Sized>(stream: &T, bufs: &mut [&[u8]]) -> io::Result<bool> {
     loop {
         let Some(first) = bufs.iter().position(|b| !b.is_empty()) else {
             return Ok(false);
@@ -199,18 +198,17 @@ fn write_some(stream: &TcpStream, bufs: &mut [&[u8]]) -> io::Result<bool> {
     }
 }
 
-async fn writable(stream: &TcpStream, timeout: Duration) -> io::Result<()> {
+async fn writable<T: Transport + ?Sized>(stream: &T, timeout: Duration) -> io::Result<()> {
+    let ready = poll_fn(|cx| stream.poll_write_ready(cx));
     match deadline(timeout) {
-        Some(d) => timeout_at(d, stream.writable())
-            .await
-            .map_err(|_| timed_out())?,
-        None => stream.writable().await,
+        Some(d) => timeout_at(d, ready).await.map_err(|_| timed_out())?,
+        None => ready.await,
     }
 }
 
 /// Writes `buf` and empties it.
-pub(crate) async fn flush(
-    stream: &TcpStream,
+pub(crate) async fn flush<T: Transport + ?Sized>(
+    stream: &T,
     buf: &mut Vec<u8>,
     timeout: Duration,
 ) -> io::Result<()> {

@@ -3,6 +3,7 @@
 //! byte slices; nothing here knows about sockets, tasks or the runtime.
 
 pub(crate) mod date;
+pub mod encode;
 pub mod framing;
 pub mod parse;
 pub mod status;

@@ -17,27 +17,15 @@ use std::collections::BinaryHeap;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::rc::Rc;
+use std::pin::Pin;
 use std::task::{Poll, Waker};
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::net::TcpStream;
-use tokio::time::{sleep_until, Instant};
+use tokio::time::{sleep_until, Instant, Sleep};
 
-use crate::conn::{self, Parking, Resume, Start};
-use crate::handler::Handler;
-use crate::server::admission::Ticket;
-use crate::server::stats::{bump, drop_one};
-use crate::server::worker::{spawn_conn, Worker};
-
-/// A parked connection, kept in its registry entry.
-pub(crate) struct Parked {
-    /// What the connection's task resumes with.
-    pub conn: Resume,
-    stream: std::net::TcpStream,
-    ticket: Ticket,
-}
+use crate::server::registry::{Parked, Registry};
+use crate::server::stats::{bump, drop_one, Counters};
 
 /// One worker's park: an epoll set of parked sockets and their idle deadlines.
 pub(crate) struct Park {
@@ -117,101 +105,76 @@ impl Park {
     }
 }
 
-/// Parks a connection whose task has ended: its socket joins the worker's epoll set and its
-/// state stays in its registry entry. If the socket cannot join, the connection resumes at
-/// once and tries again after its next idle period.
-pub(crate) fn park<H: Handler>(w: &Rc<Worker<H>>, (stream, key, r): Parking, ticket: Ticket) {
-    let Some(park) = &w.park else {
-        // Not reached: a connection parks only where there is a park.
-        restart(w, key, stream, ticket, r);
-        return;
-    };
-    if let Err(e) = park.ctl(libc::EPOLL_CTL_ADD, stream.as_raw_fd(), key) {
-        tracing::debug!(error = %e, "connection could not park");
-        restart(w, key, stream, ticket, r);
-        return;
-    }
-    bump(&w.counters().parked);
-    if let Some(d) = r.idle_deadline {
-        let mut deadlines = park.deadlines.borrow_mut();
-        let parked = w
-            .counters()
-            .parked
-            .load(std::sync::atomic::Ordering::Relaxed) as usize;
-        if deadlines.len() > 2 * parked + 64 {
-            deadlines.retain(|Reverse((_, key, id))| w.registry.parked_id(*key) == Some(*id));
+impl Park {
+    /// Parks a connection whose task has ended: its socket joins the epoll set and its
+    /// record stays in its registry entry. Gives the record back when the socket cannot
+    /// join; the caller resumes the connection at once, and it tries again after its next
+    /// idle period.
+    pub fn park(
+        &self,
+        registry: &Registry,
+        counters: &Counters,
+        key: usize,
+        p: Box<Parked>,
+    ) -> Result<(), Box<Parked>> {
+        if let Err(e) = self.ctl(libc::EPOLL_CTL_ADD, p.stream.as_raw_fd(), key) {
+            tracing::debug!(error = %e, "connection could not park");
+            return Err(p);
         }
-        let earliest = deadlines
-            .peek()
-            .is_none_or(|Reverse((first, ..))| d < *first);
-        deadlines.push(Reverse((d, key, r.id)));
-        if earliest {
-            if let Some(waker) = park.watcher.take() {
-                waker.wake();
+        bump(&counters.parked);
+        if let Some(d) = p.conn.idle_deadline {
+            let mut deadlines = self.deadlines.borrow_mut();
+            let parked = counters.parked.load(std::sync::atomic::Ordering::Relaxed) as usize;
+            if deadlines.len() > 2 * parked + 64 {
+                deadlines.retain(|Reverse((_, key, id))| registry.parked_id(*key) == Some(*id));
+            }
+            let earliest = deadlines
+                .peek()
+                .is_none_or(|Reverse((first, ..))| d < *first);
+            deadlines.push(Reverse((d, key, p.conn.id)));
+            if earliest {
+                if let Some(waker) = self.watcher.take() {
+                    waker.wake();
+                }
             }
         }
+        registry.park(key, p);
+        Ok(())
     }
-    w.registry.park(
-        key,
-        Box::new(Parked {
-            stream,
-            ticket,
-            conn: r,
-        }),
-    );
-}
 
-/// Gives a parked connection a task again.
-fn resume<H: Handler>(w: &Rc<Worker<H>>, key: usize) {
-    let (Some(park), Some(p)) = (&w.park, w.registry.unpark(key)) else {
-        return;
-    };
-    // Closing the socket would remove it from the set too; it lives on, so it must leave.
-    let _ = park.ctl(libc::EPOLL_CTL_DEL, p.stream.as_raw_fd(), key);
-    drop_one(&w.counters().parked);
-    let Parked {
-        stream,
-        ticket,
-        conn,
-    } = *p;
-    restart(w, key, stream, ticket, conn);
-}
+    /// Takes a parked connection out of the park, for its task to resume.
+    pub fn take(
+        &self,
+        registry: &Registry,
+        counters: &Counters,
+        key: usize,
+    ) -> Option<Box<Parked>> {
+        let p = registry.unpark(key)?;
+        // Closing the socket would remove it from the set too; it lives on, so it must leave.
+        let _ = self.ctl(libc::EPOLL_CTL_DEL, p.stream.as_raw_fd(), key);
+        drop_one(&counters.parked);
+        Some(p)
+    }
 
-fn restart<H: Handler>(
-    w: &Rc<Worker<H>>,
-    key: usize,
-    stream: std::net::TcpStream,
-    ticket: Ticket,
-    r: Resume,
-) {
-    match TcpStream::from_std(stream) {
-        Ok(stream) => spawn_conn(w, ticket, stream, Start::Resumed(key, Box::new(r))),
-        Err(e) => {
-            tracing::warn!(error = %e, "a parked connection could not resume");
-            conn::lost(w, key, &r);
-            drop(ticket);
-            w.connection_ended();
+    /// Starts watching: from here on connections may park. The watcher waits in
+    /// [`Park::due`], again and again.
+    pub fn watcher(&self) -> Watcher {
+        self.watched.set(true);
+        let far = Instant::now() + std::time::Duration::from_secs(86400 * 365);
+        Watcher {
+            sleep: Box::pin(sleep_until(far)),
+            events: [libc::epoll_event { events: 0, u64: 0 }; BATCH],
         }
     }
-}
 
-/// Watches the worker's parked connections and resumes each when its socket turns
-/// readable, its idle deadline passes or the worker kicks it.
-pub(crate) async fn watch<H: Handler>(w: Rc<Worker<H>>) {
-    let Some(park) = &w.park else {
-        return;
-    };
-    let epoll = &park.epoll;
-    park.watched.set(true);
-    let far = Instant::now() + std::time::Duration::from_secs(86400 * 365);
-    let mut sleep = Box::pin(sleep_until(far));
-    let mut keys = Vec::new();
-    let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
-    loop {
+    /// Waits until parked connections are due to resume (their socket turned readable, their
+    /// idle deadline passed, or the worker kicked them) and appends their keys to `keys`.
+    pub async fn due(&self, registry: &Registry, watcher: &mut Watcher, keys: &mut Vec<usize>) {
+        let Watcher { sleep, events } = watcher;
         poll_fn(|cx| {
-            let _ = w.registry.poll_resumes(&mut keys, cx);
-            if let Poll::Ready(Ok(mut guard)) = epoll.poll_read_ready(cx) {
-                let n = park.ready(&mut events);
+            let _ = registry.poll_resumes(keys, cx);
+            if let Poll::Ready(Ok(mut guard)) = self.epoll.poll_read_ready(cx) {
+                let n = self.ready(events);
                 keys.extend(events[..n].iter().map(|e| e.u64 as usize));
                 if n < BATCH {
                     guard.clear_ready();
@@ -220,18 +183,18 @@ pub(crate) async fn watch<H: Handler>(w: Rc<Worker<H>>) {
                 }
             }
             let now = Instant::now();
-            let mut deadlines = park.deadlines.borrow_mut();
+            let mut deadlines = self.deadlines.borrow_mut();
             while let Some(&Reverse((d, key, id))) = deadlines.peek() {
                 if d > now {
                     break;
                 }
                 deadlines.pop();
-                if w.registry.parked_id(key) == Some(id) {
+                if registry.parked_id(key) == Some(id) {
                     keys.push(key);
                 }
             }
             // Woken by a park whose deadline comes before the one the timer is set for.
-            park.watcher.set(Some(cx.waker().clone()));
+            self.watcher.set(Some(cx.waker().clone()));
             if let Some(&Reverse((d, ..))) = deadlines.peek() {
                 if sleep.deadline() != d {
                     sleep.as_mut().reset(d);
@@ -247,8 +210,11 @@ pub(crate) async fn watch<H: Handler>(w: Rc<Worker<H>>) {
             }
         })
         .await;
-        for key in keys.drain(..) {
-            resume(&w, key);
-        }
     }
+}
+
+/// The state of the task that watches a park.
+pub(crate) struct Watcher {
+    sleep: Pin<Box<Sleep>>,
+    events: [libc::epoll_event; BATCH],
 }

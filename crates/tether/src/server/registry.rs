@@ -12,18 +12,20 @@ use std::task::{Context, Poll, Waker};
 use slab::Slab;
 use tokio::time::Instant;
 
+use crate::conn::host::Kick;
+use crate::conn::Resume;
 use crate::lifecycle::ConnState;
-use crate::server::park::Parked;
+use crate::server::admission::Ticket;
 
 const NIL: usize = usize::MAX;
 
-/// Why the worker woke an idle connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kick {
-    /// Draining: close once idle for the minimum idle age.
-    Drain,
-    /// Close now: evicted for a new connection, or the drain window is over.
-    Close,
+/// A parked connection (see [`crate::server::park`]), kept in its registry entry.
+pub(crate) struct Parked {
+    /// What the connection's task resumes with.
+    pub conn: Resume,
+    pub stream: std::net::TcpStream,
+    /// Its place within the connection limits, held while it is parked.
+    pub ticket: Ticket,
 }
 
 struct Entry {
