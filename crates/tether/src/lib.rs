@@ -35,17 +35,17 @@
 
 mod config;
 mod conn;
-mod handler;
 mod lifecycle;
 mod proto;
 mod server;
 
 pub use config::{Config, PARK_AFTER_UNDER_PRESSURE};
-pub use conn::body::{Body, BodyError};
+pub use conn::body::Body;
+pub use conn::exchange::BodyError;
 pub use conn::request::Request;
 pub use conn::response::Response;
 pub use conn::transport::Transport;
-pub use handler::Handler;
+pub use conn::handler::Handler;
 pub use lifecycle::{CloseReason, ConnEvent, ConnState};
 pub use proto::parse::Version;
 pub use proto::status::Status;

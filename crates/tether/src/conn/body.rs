@@ -1,56 +1,16 @@
 //! The request body reader: decodes `Content-Length` or chunked framing in place from the
 //! read buffer after the head, and refills it from the transport as the handler reads.
 
-use std::cell::Cell;
 use std::io;
 use std::time::Duration;
 
 use crate::config::Config;
 use crate::conn::buffers::compact;
-use crate::conn::exchange::Exchange;
+use crate::conn::exchange::{BodyError, Exchange};
 use crate::conn::timed_io::{deadline, read_some, write_all, Read, Timer};
 use crate::proto::encode::CONTINUE;
 use crate::proto::framing::{ChunkError, ChunkedDecoder};
 use crate::proto::parse::BodyFraming;
-
-/// Why reading a request body failed. The connection answers with the matching status
-/// (400, 408 or 413) when the handler has not yet sent a response, and then closes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BodyError {
-    /// Malformed chunked framing (400).
-    Malformed,
-    /// No progress within the body timeout (408).
-    Timeout,
-    /// More than the configured maximum (413).
-    TooLarge,
-    /// The client closed or reset the connection mid-body.
-    Closed,
-}
-
-impl BodyError {
-    fn io(self) -> io::Error {
-        let (kind, msg) = match self {
-            BodyError::Malformed => (io::ErrorKind::InvalidData, "malformed request body"),
-            BodyError::Timeout => (io::ErrorKind::TimedOut, "request body timed out"),
-            BodyError::TooLarge => (io::ErrorKind::InvalidData, "request body too large"),
-            BodyError::Closed => (io::ErrorKind::UnexpectedEof, "client closed mid-body"),
-        };
-        io::Error::new(kind, msg)
-    }
-}
-
-/// What the response side needs to know about the body: shared by the body reader and the
-/// response of one exchange.
-#[derive(Debug, Default)]
-pub(crate) struct BodyState {
-    /// The whole body has been read (or there was none).
-    pub done: Cell<bool>,
-    /// Bytes still due, when the framing tells (Content-Length).
-    pub remaining: Cell<Option<u64>>,
-    pub error: Cell<Option<BodyError>>,
-    /// The client waits for `100 Continue`, which has not been sent.
-    pub awaiting_continue: Cell<bool>,
-}
 
 enum Decode {
     Length(u64),

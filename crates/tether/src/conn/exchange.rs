@@ -1,9 +1,11 @@
 //! One request and its response: the facts the connection, the body reader and the
 //! response builder share while the handler runs.
 
-use crate::conn::body::BodyState;
-use crate::conn::keepalive::Plan;
+use std::cell::Cell;
+use std::io;
+
 use crate::conn::transport::Transport;
+use crate::lifecycle::CloseReason;
 use crate::proto::parse::Version;
 
 /// Per-request facts shared by the connection, the body reader and the response.
@@ -18,4 +20,60 @@ pub(crate) struct Exchange<'a> {
     pub is_head: bool,
     pub version: Version,
     pub body: BodyState,
+}
+
+/// What is known before the handler runs about how this exchange may end.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Plan {
+    /// Already decided to close after this response.
+    pub close: Option<CloseReason>,
+    /// Echo `Connection: keep-alive` (HTTP/1.0).
+    pub http10_keep_alive: bool,
+    /// Send a `Keep-Alive` header on persistent responses.
+    pub keep_alive_header: bool,
+    /// The idle timeout to advertise, in whole seconds.
+    pub keep_alive_timeout: Option<u64>,
+    /// Requests this connection may still serve after this one (`Keep-Alive: max=`).
+    pub remaining: Option<u64>,
+    /// Unread body bytes the connection is willing to discard.
+    pub drain_bytes: u64,
+}
+
+/// Why reading a request body failed. The connection answers with the matching status
+/// (400, 408 or 413) when the handler has not yet sent a response, and then closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyError {
+    /// Malformed chunked framing (400).
+    Malformed,
+    /// No progress within the body timeout (408).
+    Timeout,
+    /// More than the configured maximum (413).
+    TooLarge,
+    /// The client closed or reset the connection mid-body.
+    Closed,
+}
+
+impl BodyError {
+    pub(crate) fn io(self) -> io::Error {
+        let (kind, msg) = match self {
+            BodyError::Malformed => (io::ErrorKind::InvalidData, "malformed request body"),
+            BodyError::Timeout => (io::ErrorKind::TimedOut, "request body timed out"),
+            BodyError::TooLarge => (io::ErrorKind::InvalidData, "request body too large"),
+            BodyError::Closed => (io::ErrorKind::UnexpectedEof, "client closed mid-body"),
+        };
+        io::Error::new(kind, msg)
+    }
+}
+
+/// What the response side needs to know about the body: shared by the body reader and the
+/// response of one exchange.
+#[derive(Debug, Default)]
+pub(crate) struct BodyState {
+    /// The whole body has been read (or there was none).
+    pub done: Cell<bool>,
+    /// Bytes still due, when the framing tells (Content-Length).
+    pub remaining: Cell<Option<u64>>,
+    pub error: Cell<Option<BodyError>>,
+    /// The client waits for `100 Continue`, which has not been sent.
+    pub awaiting_continue: Cell<bool>,
 }

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::conn::buffers::Pool;
-use crate::handler::Handler;
+use crate::conn::handler::Handler;
 use crate::lifecycle::{ConnEvent, ConnState};
 
 /// Why the worker woke an idle connection.

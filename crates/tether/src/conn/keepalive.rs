@@ -19,7 +19,7 @@ use std::io;
 use tokio::time::Instant;
 
 use crate::config::Config;
-use crate::conn::body::{BodyError, BodyState};
+use crate::conn::exchange::{BodyError, BodyState, Plan};
 use crate::lifecycle::CloseReason;
 use crate::proto::encode::Persistence;
 use crate::proto::parse::{Head, Version};
@@ -38,23 +38,6 @@ impl From<Option<CloseReason>> for Finish {
     fn from(close: Option<CloseReason>) -> Self {
         close.map_or(Finish::KeepAlive, Finish::Close)
     }
-}
-
-/// What is known before the handler runs about how this exchange may end.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Plan {
-    /// Already decided to close after this response.
-    pub close: Option<CloseReason>,
-    /// Echo `Connection: keep-alive` (HTTP/1.0).
-    pub http10_keep_alive: bool,
-    /// Send a `Keep-Alive` header on persistent responses.
-    pub keep_alive_header: bool,
-    /// The idle timeout to advertise, in whole seconds.
-    pub keep_alive_timeout: Option<u64>,
-    /// Requests this connection may still serve after this one (`Keep-Alive: max=`).
-    pub remaining: Option<u64>,
-    /// Unread body bytes the connection is willing to discard.
-    pub drain_bytes: u64,
 }
 
 impl Plan {

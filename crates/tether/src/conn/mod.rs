@@ -27,11 +27,14 @@
 pub(crate) mod body;
 pub(crate) mod buffers;
 pub(crate) mod exchange;
+pub(crate) mod handler;
 mod head;
 pub(crate) mod host;
 mod idle;
 pub(crate) mod keepalive;
 pub(crate) mod linger;
+#[cfg(test)]
+mod scripted;
 pub(crate) mod request;
 pub(crate) mod response;
 pub(crate) mod timed_io;
@@ -42,16 +45,16 @@ use std::net::SocketAddr;
 
 use tokio::time::Instant;
 
-use crate::conn::body::{Body, BodyState};
+use crate::conn::body::Body;
 use crate::conn::buffers::{compact, Buffers};
-use crate::conn::exchange::Exchange;
+use crate::conn::exchange::{BodyState, Exchange};
 use crate::conn::host::Host;
 use crate::conn::keepalive::{Finish, Standing};
 use crate::conn::request::Request;
 use crate::conn::response::Response;
 use crate::conn::timed_io::{deadline, flush, Timer};
 use crate::conn::transport::Transport;
-use crate::handler::Handler;
+use crate::conn::handler::Handler;
 use crate::lifecycle::{CloseReason, ConnEvent, ConnState};
 use crate::proto::parse::{BodyFraming, Head};
 

@@ -1,7 +1,7 @@
 //! The `Date` header line, formatted at most once a second per worker thread.
 //!
-//! The clock is read at most once per poll of a connection's task (see
-//! [`crate::server::worker::spawn_conn`]), when the first response of that poll is written, not for
+//! The clock is read at most once per poll of a connection's task (the worker calls
+//! [`invalidate`] before each poll), when the first response of that poll is written, not for
 //! every response: the responses to a batch of pipelined requests share one reading, as
 //! nginx's share the time of an event loop iteration, and a handler that waited is polled
 //! again, so it answers with a fresh date.

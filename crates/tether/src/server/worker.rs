@@ -19,7 +19,7 @@ use crate::conn::buffers::Pool;
 use crate::conn::host::{Host, Kick};
 use crate::conn::timed_io::Timer;
 use crate::conn::{self, linger, Parking, Resume, Start};
-use crate::handler::Handler;
+use crate::conn::handler::Handler;
 use crate::lifecycle::{CloseReason, ConnEvent, ConnState};
 use crate::proto::status::Status;
 use crate::proto::{date, encode};
