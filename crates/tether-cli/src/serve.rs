@@ -3,150 +3,28 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
 
 use clap::error::ErrorKind;
-use clap::{Args, CommandFactory};
+use clap::{Arg, ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches};
 use tether::{Config, Server};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use crate::app::{App, Paths};
-use crate::duration;
 
-/// Flags of `tether serve`: one per setting of [`Config`] worth changing from the command
-/// line. The defaults are the engine's (a unit test keeps them in step). Numbers may be
-/// negative on the command line only so that `--backlog -1` is refused naming the flag.
+/// Flags of `tether serve`: the listening address, one flag per setting of [`Config`]
+/// (generated from [`Config::SETTINGS`], see [`EngineArgs`]), and the paths of the metrics and
+/// the probes.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the log tells which)
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = parse_addr)]
     pub listen: SocketAddr,
 
-    /// Worker threads, each with its own runtime and listening socket [default: number of cores]
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub workers: Option<usize>,
-
-    /// Listen backlog
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 4096,
-        allow_negative_numbers = true
-    )]
-    pub backlog: u32,
-
-    /// Idle time allowed between requests, advertised in Keep-Alive (0 = no limit)
-    #[arg(long, value_name = "D", default_value = "75s", value_parser = duration::parse)]
-    pub idle_timeout: Duration,
-
-    /// Extra time after the idle timeout before an idle connection is really closed
-    #[arg(long, value_name = "D", default_value = "1s", value_parser = duration::parse)]
-    pub idle_grace: Duration,
-
-    /// Time to receive a whole request head from its first byte (0 = no limit)
-    #[arg(long, value_name = "D", default_value = "10s", value_parser = duration::parse)]
-    pub header_timeout: Duration,
-
-    /// Time allowed without progress while reading a request body (0 = no limit)
-    #[arg(long, value_name = "D", default_value = "30s", value_parser = duration::parse)]
-    pub body_timeout: Duration,
-
-    /// Time allowed without progress while writing a response (0 = no limit)
-    #[arg(long, value_name = "D", default_value = "30s", value_parser = duration::parse)]
-    pub write_timeout: Duration,
-
-    /// Requests served per connection before it closes (0 = unlimited)
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 10_000,
-        allow_negative_numbers = true
-    )]
-    pub max_requests: u64,
-
-    /// Age after which a connection closes at its next response (0 = off)
-    #[arg(long, value_name = "D", default_value = "0", value_parser = duration::parse)]
-    pub max_lifetime: Duration,
-
-    /// Largest request head (request line and headers) in bytes
-    #[arg(
-        long,
-        value_name = "BYTES",
-        default_value_t = 16_384,
-        allow_negative_numbers = true
-    )]
-    pub max_head_size: usize,
-
-    /// Most header fields in one request (at most 512)
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 100,
-        allow_negative_numbers = true
-    )]
-    pub max_headers: usize,
-
-    /// Largest request body in bytes
-    #[arg(
-        long,
-        value_name = "BYTES",
-        default_value_t = 1_048_576,
-        allow_negative_numbers = true
-    )]
-    pub max_body_size: u64,
-
-    /// Do not send `Keep-Alive: timeout=N, max=M` on persistent responses [default: sent]
-    #[arg(long)]
-    pub no_keep_alive_header: bool,
-
-    /// Fraction (0 to 0.5) by which --max-requests and --max-lifetime are randomly lowered per connection
-    #[arg(
-        long,
-        value_name = "FRACTION",
-        default_value_t = 0.1,
-        allow_negative_numbers = true
-    )]
-    pub limit_jitter: f64,
-
-    /// Connections over all workers; at the limit the least recently used idle connection is closed for a new one, else the new one gets 503 (0 = from the file descriptor limit)
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 0,
-        allow_negative_numbers = true
-    )]
-    pub max_connections: usize,
-
-    /// Connections per client IP address; beyond it a new one gets 429 (0 = off)
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 0,
-        allow_negative_numbers = true
-    )]
-    pub max_connections_per_ip: usize,
-
-    /// Idle time after which a keep-alive connection gives up its task and waits as a bare socket until its next request (0 = never)
-    #[arg(long, value_name = "D", default_value = "1s", value_parser = duration::parse)]
-    pub park_after: Duration,
-
-    /// Idle connections a worker holds in tasks before the ones going idle park after 100 ms
-    #[arg(long, value_name = "N", default_value_t = 256)]
-    pub max_idle_tasks: usize,
-
-    /// Idle time before a connection may be evicted at the limit or closed by a drain
-    #[arg(long, value_name = "D", default_value = "1s", value_parser = duration::parse)]
-    pub min_idle_age: Duration,
-
-    /// First phase of a shutdown: connections stay open, responses carry Connection: close, idle connections close once idle for --min-idle-age
-    #[arg(long, value_name = "D", default_value = "5s", value_parser = duration::parse)]
-    pub drain_window: Duration,
-
-    /// Hard deadline of a shutdown, from its start: what remains is cut
-    #[arg(long, value_name = "D", default_value = "30s", value_parser = duration::parse)]
-    pub shutdown_timeout: Duration,
+    // The engine's settings, one flag each.
+    #[command(flatten)]
+    pub engine: EngineArgs,
 
     /// Path of the counters: Prometheus text, or JSON with ?format=json or Accept: application/json
     #[arg(long, value_name = "PATH", default_value = "/metrics", value_parser = parse_path)]
@@ -178,34 +56,101 @@ fn parse_addr(s: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{s} resolves to no address"))
 }
 
-impl ServeArgs {
-    /// The engine settings these flags describe; settings without a flag keep their default.
-    pub fn config(&self) -> Config {
-        let default = Config::default();
-        Config {
-            workers: self.workers.unwrap_or(default.workers),
-            backlog: self.backlog,
-            idle_timeout: self.idle_timeout,
-            idle_grace: self.idle_grace,
-            header_timeout: self.header_timeout,
-            body_timeout: self.body_timeout,
-            write_timeout: self.write_timeout,
-            max_requests: self.max_requests,
-            max_lifetime: self.max_lifetime,
-            limit_jitter: self.limit_jitter,
-            max_head_size: self.max_head_size,
-            max_headers: self.max_headers,
-            max_body_size: self.max_body_size,
-            keep_alive_header: !self.no_keep_alive_header,
-            max_connections: self.max_connections,
-            max_connections_per_ip: self.max_connections_per_ip,
-            min_idle_age: self.min_idle_age,
-            park_after: self.park_after,
-            max_idle_tasks: self.max_idle_tasks,
-            drain_window: self.drain_window,
-            shutdown_timeout: self.shutdown_timeout,
-            ..default
+/// The engine's settings as flags: one per entry of [`Config::SETTINGS`], built at run time
+/// from that table, so that each flag has the name (in kebab-case), help line and default of
+/// its setting. A value is checked by [`Config::set`] as clap parses it (so an error names the
+/// flag) and applied to the [`Config`] this holds; a switch (`--no-keep-alive-header`) sets
+/// the opposite of its setting's default. Ranges are checked later, by [`Config::validate`].
+#[derive(Clone, Debug, Default)]
+pub struct EngineArgs(pub Config);
+
+/// The long flags of the settings, in the order of [`Config::SETTINGS`], kept for the life of
+/// the process: clap takes names as `&'static str`.
+fn flags() -> &'static [String] {
+    static FLAGS: OnceLock<Vec<String>> = OnceLock::new();
+    FLAGS.get_or_init(|| Config::SETTINGS.iter().map(|s| s.flag()).collect())
+}
+
+impl Args for EngineArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        Config::SETTINGS
+            .iter()
+            .zip(flags())
+            .fold(cmd, |cmd, (setting, flag)| {
+                let name = setting.name();
+                let help = format!(
+                    "{} [default: {}]",
+                    help_line(setting.flag_help()),
+                    setting.flag_default()
+                );
+                let arg = Arg::new(name).long(flag.as_str()).help(help);
+                let arg = if setting.is_switch() {
+                    arg.action(ArgAction::SetTrue)
+                } else {
+                    // Negative numbers reach the parser, so that `--backlog -1` is refused
+                    // naming the flag rather than taken for a flag `-1`.
+                    arg.value_name(setting.value_name())
+                        .action(ArgAction::Set)
+                        .allow_negative_numbers(true)
+                        .value_parser(move |value: &str| {
+                            Config::default()
+                                .set(name, value)
+                                .map(|()| value.to_owned())
+                        })
+                };
+                cmd.arg(arg)
+            })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+/// A setting's help line with the settings it names in code spans (`max_requests`) written
+/// as their flags (--max-requests).
+fn help_line(mut help: String) -> String {
+    for (setting, flag) in Config::SETTINGS.iter().zip(flags()) {
+        help = help.replace(&format!("`{}`", setting.name()), &format!("--{flag}"));
+    }
+    help
+}
+
+impl FromArgMatches for EngineArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut args = EngineArgs::default();
+        args.update_from_arg_matches(matches)?;
+        Ok(args)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        for (setting, flag) in Config::SETTINGS.iter().zip(flags()) {
+            let name = setting.name();
+            let value = if setting.is_switch() {
+                matches
+                    .get_flag(name)
+                    .then(|| setting.switch_value().to_owned())
+            } else {
+                matches.get_one::<String>(name).cloned()
+            };
+            if let Some(value) = value {
+                self.0.set(name, &value).map_err(|e| {
+                    clap::Error::raw(
+                        ErrorKind::ValueValidation,
+                        format!("invalid value '{value}' for '--{flag}': {e}\n"),
+                    )
+                })?;
+            }
         }
+        Ok(())
+    }
+}
+
+impl ServeArgs {
+    /// The engine settings these flags describe; settings without a flag given keep their
+    /// default.
+    pub fn config(&self) -> Config {
+        self.engine.0.clone()
     }
 
     /// Where the metrics and the probes answer.
@@ -227,7 +172,10 @@ fn invalid(message: &str) -> clap::Error {
         .find_subcommand_mut("serve")
         .expect("the serve subcommand exists");
     let (field, rest) = message.split_once(' ').unwrap_or((message, ""));
-    let flag = field.replace('_', "-");
+    let flag = Config::SETTINGS
+        .iter()
+        .find(|s| s.name() == field)
+        .map_or_else(|| field.replace('_', "-"), |s| s.flag());
     let known = cmd
         .get_arguments()
         .any(|a| a.get_long() == Some(flag.as_str()));
@@ -414,6 +362,8 @@ async fn next_signal(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use clap::Parser;
 
     use super::*;
@@ -514,5 +464,111 @@ mod tests {
         assert!(e.contains("'--max-headers'"), "{e}");
         let e = invalid("something odd").to_string();
         assert!(e.contains("invalid settings: something odd"), "{e}");
+    }
+
+    #[test]
+    fn the_command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every setting is a flag of `tether serve`, with its value name, help line and default.
+    #[test]
+    fn every_setting_is_a_flag() {
+        let mut cli = Cli::command();
+        cli.build();
+        let serve = cli.find_subcommand("serve").expect("serve");
+        for s in Config::SETTINGS {
+            let flag = s.flag();
+            let arg = serve
+                .get_arguments()
+                .find(|a| a.get_long() == Some(flag.as_str()))
+                .unwrap_or_else(|| panic!("no --{flag}"));
+            let help = arg.get_help().expect("help").to_string();
+            assert!(
+                help.ends_with(&format!("[default: {}]", s.flag_default())),
+                "--{flag}: {help}"
+            );
+            assert!(!help.contains(&format!("`{}`", s.name())), "{help}");
+            let names = arg.get_value_names().unwrap_or_default();
+            if s.is_switch() {
+                assert!(names.is_empty(), "--{flag} takes no value");
+            } else {
+                assert_eq!(names, [s.value_name()], "--{flag}");
+            }
+        }
+        let jitter = serve
+            .get_arguments()
+            .find(|a| a.get_long() == Some("limit-jitter"))
+            .expect("--limit-jitter");
+        let help = jitter.get_help().expect("help").to_string();
+        assert!(help.contains("--max-requests and --max-lifetime"), "{help}");
+    }
+
+    /// Each flag given sets its setting and leaves the others at their defaults.
+    #[test]
+    fn each_flag_sets_its_setting() {
+        let default = Config::default();
+        for s in Config::SETTINGS {
+            let flag = format!("--{}", s.flag());
+            let (args, expected) = if s.is_switch() {
+                (vec![flag], s.switch_value().to_owned())
+            } else {
+                let value = match s.value_name() {
+                    "D" => "7s",
+                    "FRACTION" => "0.25",
+                    _ => "12345",
+                };
+                (vec![flag, value.to_owned()], value.to_owned())
+            };
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let c = parse(&args).expect("valid flag").config();
+            for other in Config::SETTINGS {
+                let want = if other.name() == s.name() {
+                    Some(expected.clone())
+                } else {
+                    default.get(other.name())
+                };
+                assert_eq!(c.get(other.name()), want, "{args:?}: {}", other.name());
+            }
+        }
+    }
+
+    #[test]
+    fn new_flags_reach_the_config() {
+        let c = parse(&[
+            "--max-uri-len=100",
+            "--drain-bytes=5",
+            "--drain-time=0",
+            "--linger-timeout=3s",
+            "--read-buffer-size=1024",
+            "--buffer-pool=2",
+        ])
+        .expect("valid flags")
+        .config();
+        assert_eq!(c.max_uri_len, 100);
+        assert_eq!(c.drain_bytes, 5);
+        assert_eq!(c.drain_time, Duration::ZERO);
+        assert_eq!(c.linger_timeout, Duration::from_secs(3));
+        assert_eq!(c.read_buffer_size, 1024);
+        assert_eq!(c.buffer_pool, 2);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        for (flag, bad) in [
+            ("--backlog", "-1"),
+            ("--max-requests", "-1"),
+            ("--idle-timeout", "5parsecs"),
+            ("--header-timeout", "10"),
+            ("--limit-jitter", "much"),
+            ("--max-head-size", "16KiB"),
+        ] {
+            let e = parse(&[flag, bad]).expect_err(bad);
+            assert_eq!(e.kind(), ErrorKind::ValueValidation, "{flag} {bad}: {e}");
+            let e = e.to_string();
+            assert!(e.contains(&format!("'{flag} <")), "{flag} {bad}: {e}");
+        }
+        let e = parse(&["--no-keep-alive-header=yes"]).expect_err("a switch");
+        assert!(e.to_string().contains("--no-keep-alive-header"), "{e}");
     }
 }

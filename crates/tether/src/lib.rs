@@ -39,7 +39,7 @@ mod lifecycle;
 mod proto;
 mod server;
 
-pub use config::{Config, PARK_AFTER_UNDER_PRESSURE};
+pub use config::{Config, Kind, Setting, PARK_AFTER_UNDER_PRESSURE};
 pub use conn::body::Body;
 pub use conn::exchange::BodyError;
 pub use conn::request::Request;

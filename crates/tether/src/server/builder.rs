@@ -13,7 +13,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::handler::Handler;
+use crate::conn::handler::Handler;
 use crate::lifecycle::ConnEvent;
 use crate::server::admission::{default_max_connections, Hook, Shared};
 use crate::server::stats::{Snapshot, Stats};
@@ -46,78 +46,10 @@ impl std::fmt::Debug for Builder {
     }
 }
 
-macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
-        $(
-            $(#[$doc])*
-            pub fn $name(mut self, value: $ty) -> Self {
-                self.config.$name = value;
-                self
-            }
-        )*
-    };
-}
-
 impl Builder {
-    setters! {
-        /// Worker threads (default: one per core).
-        workers: usize;
-        /// Listen backlog (default 4096).
-        backlog: u32;
-        /// Advertised idle timeout between requests (default 75 s; zero disables).
-        idle_timeout: Duration;
-        /// Grace added to the idle timeout before the real close (default 1 s).
-        idle_grace: Duration;
-        /// Time to receive a request head from its first byte (default 10 s; zero disables).
-        header_timeout: Duration;
-        /// Time without progress reading a body (default 30 s; zero disables).
-        body_timeout: Duration;
-        /// Time without progress writing a response (default 30 s; zero disables).
-        write_timeout: Duration;
-        /// Requests per connection (default 10,000; 0 = unlimited).
-        max_requests: u64;
-        /// Connection lifetime (default off: zero).
-        max_lifetime: Duration;
-        /// Random lowering of the two limits above, as a fraction (default 0.1).
-        limit_jitter: f64;
-        /// Largest request head (default 16 KiB).
-        max_head_size: usize;
-        /// Most header fields (default 100, at most 512).
-        max_headers: usize;
-        /// Longest request target (default 8 KiB).
-        max_uri_len: usize;
-        /// Largest request body (default 1 MiB).
-        max_body_size: u64;
-        /// Unread body bytes discarded to keep a connection (default 256 KiB).
-        drain_bytes: u64;
-        /// Time spent discarding an unread body (default 1 s).
-        drain_time: Duration;
-        /// Time spent reading input after shutting down the write side (default 2 s).
-        linger_timeout: Duration;
-        /// Send `Keep-Alive: timeout=, max=` (default on).
-        keep_alive_header: bool;
-        /// Initial read buffer size (default 8 KiB).
-        read_buffer_size: usize;
-        /// Buffers pooled per worker (default 256).
-        buffer_pool: usize;
-        /// Idle time after which a keep-alive connection waits as a bare socket rather than
-        /// a task (default 1 s; zero disables).
-        park_after: Duration;
-        /// Idle connections a worker holds in tasks before the ones going idle park after
-        /// 100 ms (default 256).
-        max_idle_tasks: usize;
-        /// Hard deadline of a shutdown, from its start (default 30 s).
-        shutdown_timeout: Duration;
-        /// Drain window of a shutdown, during which idle connections close once idle for
-        /// `min_idle_age` (default 5 s).
-        drain_window: Duration;
-        /// Idle time before an idle connection may be evicted or drained (default 1 s).
-        min_idle_age: Duration;
-        /// Connections over all workers (default 0: derived from `RLIMIT_NOFILE`).
-        max_connections: usize;
-        /// Connections per client IP address (default 0: no limit).
-        max_connections_per_ip: usize;
-    }
+    // One setter per setting of `Config`, with its doc, generated from the definition of
+    // the setting in config.rs.
+    crate::config::builder_setters!();
 
     /// Calls `hook` on every change of a connection's state (on the worker thread that
     /// owns the connection; keep it short).
