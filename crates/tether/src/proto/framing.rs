@@ -2,15 +2,20 @@
 //!
 //! The decoder is a byte-level state machine over borrowed input: it never copies, and it
 //! yields ranges of chunk data inside the input it was given. It accepts only CRLF line ends
-//! in framing, so that no two parsers can disagree about where a chunk ends.
+//! in framing, and chunk-size lines only as RFC 9112 section 7.1.1 writes them (no bytes
+//! skipped after the size), so that no two parsers can disagree about where a chunk ends.
 
 use std::ops::Range;
 
 /// Why a chunked body was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChunkError {
-    /// A chunk size that is not hex, is empty or overflows.
+    /// A chunk size that is not hex, is empty or overflows, or that is followed by anything
+    /// but CRLF or `;` (whitespace is allowed only before a `;`).
     BadSize,
+    /// A chunk extension that does not follow `*( BWS ";" BWS chunk-ext-name [ BWS "=" BWS
+    /// chunk-ext-val ] )`.
+    BadExtension,
     /// A CR not followed by LF, or data not followed by CRLF.
     BadLineEnd,
     /// Chunk extensions or trailers longer than allowed.
@@ -21,8 +26,26 @@ pub enum ChunkError {
 enum State {
     /// Reading hex digits; `digits` counts them.
     Size { digits: u8 },
-    /// Inside `;ext`, until CR.
-    Ext,
+    /// Whitespace (BWS) after the size, which only `;` may follow.
+    SizeWs,
+    /// Whitespace (BWS) after an extension value, which only `;` may follow.
+    ExtWs,
+    /// After `;`: BWS, then the extension name.
+    ExtSemi,
+    /// Inside an extension name.
+    ExtName,
+    /// Whitespace after an extension name, which only `=` or `;` may follow.
+    ExtNameWs,
+    /// After `=`: BWS, then the value.
+    ExtEq,
+    /// Inside a token value.
+    ExtToken,
+    /// Inside a quoted-string value.
+    ExtQuoted,
+    /// After a backslash inside a quoted-string.
+    ExtQuotedPair,
+    /// After the closing quote of a value.
+    ExtQuotedEnd,
     /// Saw CR after the size line, want LF.
     SizeLf,
     /// Inside chunk data.
@@ -133,23 +156,104 @@ impl ChunkedDecoder {
                         self.state = State::Size { digits: digits + 1 };
                     } else if digits == 0 {
                         return Err(ChunkError::BadSize);
-                    } else if b == b';' || b == b' ' || b == b'\t' {
-                        self.meta()?;
-                        self.state = State::Ext;
                     } else if b == b'\r' {
                         self.state = State::SizeLf;
+                    } else if b == b';' {
+                        self.meta()?;
+                        self.state = State::ExtSemi;
+                    } else if is_ws(b) {
+                        self.meta()?;
+                        self.state = State::SizeWs;
                     } else {
                         return Err(ChunkError::BadSize);
                     }
                 }
-                State::Ext => {
+                State::SizeWs => {
+                    self.meta()?;
+                    if b == b';' {
+                        self.state = State::ExtSemi;
+                    } else if !is_ws(b) {
+                        return Err(ChunkError::BadSize);
+                    }
+                }
+                State::ExtWs => {
+                    self.meta()?;
+                    if b == b';' {
+                        self.state = State::ExtSemi;
+                    } else if !is_ws(b) {
+                        return Err(ext_error(b));
+                    }
+                }
+                State::ExtSemi => {
+                    self.meta()?;
+                    if is_tchar(b) {
+                        self.state = State::ExtName;
+                    } else if !is_ws(b) {
+                        return Err(ext_error(b));
+                    }
+                }
+                State::ExtName => {
                     if b == b'\r' {
                         self.state = State::SizeLf;
-                    } else if b == b'\n' {
-                        return Err(ChunkError::BadLineEnd);
                     } else {
                         self.meta()?;
+                        self.state = match b {
+                            _ if is_tchar(b) => State::ExtName,
+                            b';' => State::ExtSemi,
+                            b'=' => State::ExtEq,
+                            b' ' | b'\t' => State::ExtNameWs,
+                            _ => return Err(ext_error(b)),
+                        };
                     }
+                }
+                State::ExtNameWs => {
+                    self.meta()?;
+                    self.state = match b {
+                        b';' => State::ExtSemi,
+                        b'=' => State::ExtEq,
+                        b' ' | b'\t' => State::ExtNameWs,
+                        _ => return Err(ext_error(b)),
+                    };
+                }
+                State::ExtEq => {
+                    self.meta()?;
+                    self.state = match b {
+                        b'"' => State::ExtQuoted,
+                        b' ' | b'\t' => State::ExtEq,
+                        _ if is_tchar(b) => State::ExtToken,
+                        _ => return Err(ext_error(b)),
+                    };
+                }
+                State::ExtToken | State::ExtQuotedEnd => {
+                    if b == b'\r' {
+                        self.state = State::SizeLf;
+                    } else {
+                        self.meta()?;
+                        self.state = match b {
+                            _ if is_tchar(b) && self.state == State::ExtToken => State::ExtToken,
+                            b';' => State::ExtSemi,
+                            b' ' | b'\t' => State::ExtWs,
+                            _ => return Err(ext_error(b)),
+                        };
+                    }
+                }
+                State::ExtQuoted => {
+                    self.meta()?;
+                    // qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text
+                    self.state = match b {
+                        b'"' => State::ExtQuotedEnd,
+                        b'\\' => State::ExtQuotedPair,
+                        b'\t' | b' '..=b'~' | 0x80.. => State::ExtQuoted,
+                        _ => return Err(ext_error(b)),
+                    };
+                }
+                State::ExtQuotedPair => {
+                    self.meta()?;
+                    // quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text )
+                    self.state = match b {
+                        b'\t' | b' '..=b'~' | 0x80.. => State::ExtQuoted,
+                        _ => return Err(ext_error(b)),
+                    };
                 }
                 State::SizeLf => {
                     if b != b'\n' {
@@ -244,6 +348,42 @@ impl ChunkedDecoder {
     }
 }
 
+fn is_ws(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// `tchar` (RFC 9110 section 5.6.2).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+}
+
+/// The error for byte `b` out of place in a chunk extension: a bare LF is a bad line end,
+/// anything else a bad extension.
+fn ext_error(b: u8) -> ChunkError {
+    if b == b'\n' {
+        ChunkError::BadLineEnd
+    } else {
+        ChunkError::BadExtension
+    }
+}
+
 fn hex(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -318,5 +458,134 @@ mod tests {
         let step = d.step(b"FFFFFFFF\r\nabc").unwrap();
         assert_eq!(step.data, Some(10..13));
         assert_eq!(d.chunk_remaining(), 0xFFFF_FFFF - 3);
+    }
+
+    /// Decodes `size_line` (CRLF included) with a 3-byte chunk, then the last chunk.
+    fn chunk_line(size_line: &[u8]) -> Result<Vec<u8>, ChunkError> {
+        let input = [size_line, b"abc\r\n0\r\n\r\n"].concat();
+        let whole = decode(&input, input.len()).map(|(body, _)| body);
+        assert_eq!(whole, decode(&input, 1).map(|(body, _)| body), "bytewise");
+        whole
+    }
+
+    #[test]
+    fn chunk_lines_per_the_grammar_are_accepted() {
+        for line in [
+            &b"3\r\n"[..],
+            b"03\r\n",
+            b"3;name\r\n",
+            b"3;name=value\r\n",
+            b"3;a=1;b;c=\"q\"\r\n",
+            b"3 ;ext\r\n",
+            b"3\t;ext\r\n",
+            b"3 \t ; ext\r\n",
+            b"3;ext ;b\r\n",
+            b"3;name = value\r\n",
+            b"3;name\t=\tvalue ; x\r\n",
+            b"3;n=\"\"\r\n",
+            b"3;n=\"a b;c=d\\\"e\\\\\"\r\n",
+            b"3;n=\"\t\x80\xff\"\r\n",
+            b"3;n=\"a\" ;m\r\n",
+            b"3;n=\"a\";m=b\r\n",
+            b"3;!#$%&'*+-.^_`|~=!#$%&'*+-.^_`|~\r\n",
+        ] {
+            assert_eq!(
+                chunk_line(line),
+                Ok(b"abc".to_vec()),
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn junk_after_the_size_is_rejected() {
+        for line in [
+            &b"3x\r\n"[..],
+            b"3 \r\n",
+            b"3\t\r\n",
+            b"3 x\r\n",
+            b"3 3\r\n",
+            b"3,ext\r\n",
+            b"3=1\r\n",
+            b"3\"x\"\r\n",
+            b"3\x00\r\n",
+            b"3\x0b\r\n",
+            b"0x3\r\n",
+            b"+3\r\n",
+            b"-3\r\n",
+            b" 3\r\n",
+            b";ext\r\n",
+            b"\r\n",
+            b"3\n",
+            b"3 \n",
+            b"11111111111111111\r\n",
+            b"00000000000000003\r\n",
+        ] {
+            assert_eq!(
+                chunk_line(line),
+                Err(ChunkError::BadSize),
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_extensions_are_rejected() {
+        for line in [
+            &b"3;\r\n"[..],
+            b"3; \r\n",
+            b"3;;\r\n",
+            b"3;=v\r\n",
+            b"3;name=\r\n",
+            b"3;name= \r\n",
+            b"3;name \r\n",
+            b"3;name=value \r\n",
+            b"3;name=\"v\" \r\n",
+            b"3;na me\r\n",
+            b"3;name=va lue\r\n",
+            b"3;name==v\r\n",
+            b"3;name=\"v\"x\r\n",
+            b"3;name=\"v\r\n",
+            b"3;name=\"v\x01\"\r\n",
+            b"3;name=\"v\x7f\"\r\n",
+            b"3;name=\"\\\x01\"\r\n",
+            b"3;name=v\"\r\n",
+            b"3;n(x)\r\n",
+            b"3;n\x00\r\n",
+            b"3;n\x0c\r\n",
+            b"3;n=\x7f\r\n",
+            b"3;n=v\x80\r\n",
+            b"3;n\rx\r\n",
+        ] {
+            let got = chunk_line(line);
+            assert!(
+                matches!(got, Err(ChunkError::BadExtension | ChunkError::BadLineEnd)),
+                "{:?}: {got:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        assert_eq!(chunk_line(b"3;na me\r\n"), Err(ChunkError::BadExtension));
+        assert_eq!(chunk_line(b"3;n=v \r\n"), Err(ChunkError::BadExtension));
+        // A CR not followed by LF, and a bare LF, are bad line ends.
+        assert_eq!(chunk_line(b"3;n\rx\r\n"), Err(ChunkError::BadLineEnd));
+        assert_eq!(chunk_line(b"3;n\n"), Err(ChunkError::BadLineEnd));
+        assert_eq!(chunk_line(b"3;n=v\n"), Err(ChunkError::BadLineEnd));
+        assert_eq!(chunk_line(b"3;n=\"v\"\n"), Err(ChunkError::BadLineEnd));
+        assert_eq!(chunk_line(b"3; \n"), Err(ChunkError::BadLineEnd));
+    }
+
+    #[test]
+    fn extension_bytes_count_against_the_limit() {
+        // 64 bytes of metadata are allowed: `;` and 63 more fit, one more does not.
+        let fits = [b"3;".as_slice(), &[b'a'; 63], b"\r\n"].concat();
+        assert_eq!(chunk_line(&fits), Ok(b"abc".to_vec()));
+        let over = [b"3;".as_slice(), &[b'a'; 64], b"\r\n"].concat();
+        assert_eq!(chunk_line(&over), Err(ChunkError::TooLong));
+        let spaces = [b"3".as_slice(), &[b' '; 80], b";a\r\n"].concat();
+        assert_eq!(chunk_line(&spaces), Err(ChunkError::TooLong));
+        let quoted = [b"3;a=\"".as_slice(), &[b'q'; 80], b"\"\r\n"].concat();
+        assert_eq!(chunk_line(&quoted), Err(ChunkError::TooLong));
     }
 }

@@ -142,7 +142,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Option
                 None => Ok(None),
             };
         }
-        Err(e) => return Err(map_error(e, buf, limits)),
+        Err(e) => return map_error(e, buf, limits),
     };
     if len > limits.max_head_size {
         return Err(too_long(buf, limits)
@@ -228,6 +228,9 @@ pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut Head) -> Result<Option
             }
         } else if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
+            if !valid_host(value) {
+                return Err(reject(Status::BAD_REQUEST, "malformed Host"));
+            }
         } else if name.eq_ignore_ascii_case(b"expect") {
             if trim(value).eq_ignore_ascii_case(b"100-continue") {
                 head.expect_continue = true;
@@ -308,40 +311,256 @@ fn too_long(buf: &[u8], limits: &Limits) -> Option<Reject> {
     }
 }
 
-fn map_error(e: httparse::Error, buf: &[u8], limits: &Limits) -> Reject {
+/// The answer to an httparse error: a rejection, or `Ok(None)` for a request line that is not
+/// complete yet but may still turn out well-formed.
+#[cold]
+fn map_error(e: httparse::Error, buf: &[u8], limits: &Limits) -> Result<Option<usize>, Reject> {
     match e {
         httparse::Error::TooManyHeaders => {
-            reject(Status::HEADER_FIELDS_TOO_LARGE, "too many headers")
+            Err(reject(Status::HEADER_FIELDS_TOO_LARGE, "too many headers"))
         }
-        httparse::Error::Version => {
-            // "HTTP/2.0" or "HTTP/1.2" are versions we do not speak; anything else is garbage.
-            if looks_like_http_version(buf) {
-                reject(Status::VERSION_NOT_SUPPORTED, "unsupported HTTP version")
-            } else {
-                reject(Status::BAD_REQUEST, "malformed request line")
-            }
+        // httparse accepts only `HTTP/1.0` and `HTTP/1.1`, and says `Version` as soon as the
+        // version does not start like one of them: a well-formed `HTTP/x.y` that we do not
+        // speak is 505, anything else in its place is 400.
+        httparse::Error::Version => match version_token(buf) {
+            VersionToken::WellFormed => Err(reject(
+                Status::VERSION_NOT_SUPPORTED,
+                "unsupported HTTP version",
+            )),
+            VersionToken::Malformed => Err(reject(Status::BAD_REQUEST, "malformed request line")),
+            VersionToken::Incomplete => too_long(buf, limits).map_or(Ok(None), Err),
+        },
+        _ => {
+            Err(too_long(buf, limits)
+                .unwrap_or(reject(Status::BAD_REQUEST, "malformed request head")))
         }
-        _ => too_long(buf, limits).unwrap_or(reject(Status::BAD_REQUEST, "malformed request head")),
     }
 }
 
-/// True when the request line ends in `HTTP/<digit>.<digit>`.
-fn looks_like_http_version(buf: &[u8]) -> bool {
-    let line = match buf.iter().position(|&b| b == b'\n') {
-        Some(end) => &buf[..end],
-        None => buf,
-    };
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    match line.iter().rposition(|&b| b == b' ') {
-        Some(sp) => {
-            let v = &line[sp + 1..];
-            v.len() == 8
-                && v.starts_with(b"HTTP/")
-                && v[5].is_ascii_digit()
-                && v[6] == b'.'
-                && v[7].is_ascii_digit()
+/// What follows the request target in a request line httparse refused for its version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum VersionToken {
+    /// Exactly `HTTP/DIGIT.DIGIT`, then the line end (RFC 9112 section 2.3).
+    WellFormed,
+    /// Anything else: a space inside the target, a second space, lowercase `http`, two-digit
+    /// versions, junk before the line end.
+    Malformed,
+    /// A prefix of a well-formed version: the line has not arrived whole.
+    Incomplete,
+}
+
+/// Classifies the version of the first request line in `buf`. httparse has already checked
+/// what comes before it (empty lines, a method token, one SP, a target without SP, one SP)
+/// when it fails with `Error::Version`, so the version starts after the second SP.
+fn version_token(buf: &[u8]) -> VersionToken {
+    // Empty lines before the request line, skipped as httparse does.
+    let mut at = 0;
+    loop {
+        match &buf[at..] {
+            [b'\r', b'\n', ..] => at += 2,
+            [b'\n', ..] => at += 1,
+            _ => break,
         }
-        None => false,
+    }
+    let line = &buf[at..];
+    let mut spaces = line
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b' ')
+        .map(|(i, _)| i);
+    let (Some(_), Some(sp)) = (spaces.next(), spaces.next()) else {
+        return VersionToken::Malformed;
+    };
+    let rest = &line[sp + 1..];
+    let n = rest.len().min(8);
+    let shape = rest[..n].iter().zip(b"HTTP/#.#").all(|(&b, &p)| {
+        if p == b'#' {
+            b.is_ascii_digit()
+        } else {
+            b == p
+        }
+    });
+    if !shape {
+        return VersionToken::Malformed;
+    }
+    match &rest[n..] {
+        [] | [b'\r'] => VersionToken::Incomplete,
+        [b'\n', ..] | [b'\r', b'\n', ..] => VersionToken::WellFormed,
+        _ => VersionToken::Malformed,
+    }
+}
+
+/// Byte classes of a `Host` value (RFC 3986 section 3.2.2).
+const HOST_REG: u8 = 1; // unreserved / sub-delims: a reg-name (or IPv4address) byte
+const HOST_DIGIT: u8 = 2; // DIGIT, in a port
+const HOST_HEX: u8 = 4; // HEXDIG, in pct-encoded
+const HOST_OTHER: u8 = 8; // not HOST_REG
+
+static HOST_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let mut class = 0;
+        if b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            )
+        {
+            class |= HOST_REG;
+        }
+        if b.is_ascii_digit() {
+            class |= HOST_DIGIT;
+        }
+        if b.is_ascii_hexdigit() {
+            class |= HOST_HEX;
+        }
+        if class & HOST_REG == 0 {
+            class |= HOST_OTHER;
+        }
+        table[i] = class;
+        i += 1;
+    }
+    table
+};
+
+/// `Host = uri-host [ ":" port ]` (RFC 9112 section 3.2, RFC 3986 section 3.2.2), where
+/// `uri-host` is a reg-name (which covers IPv4address) or a bracketed IP-literal, and
+/// `port = *DIGIT`. An empty value is allowed (a target without authority); an empty host
+/// before a port is not (RFC 9110 section 4.2.1). httparse has trimmed the value's ends.
+///
+/// This runs on every request, so the usual value (a reg-name or IPv4address of a few bytes,
+/// maybe a port) takes a fast path: the port is split off at the last non-digit, then the
+/// classes of the host's bytes are ORed together, four at a time. Anything else (an empty
+/// value, pct-encoding, an IP-literal, an invalid byte) goes through the whole grammar.
+#[inline]
+fn valid_host(v: &[u8]) -> bool {
+    let host = match v.get(..port_start(v)) {
+        Some([host @ .., b':']) => host,
+        _ => v,
+    };
+    if !host.is_empty() && host_classes(host) & HOST_OTHER == 0 {
+        return true;
+    }
+    valid_host_general(v)
+}
+
+/// One past the last non-digit byte of `v` (0 when there is none): where a port would start.
+/// The last eight bytes are looked at together (SWAR).
+#[inline(always)]
+fn port_start(v: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    let Some(tail) = v.last_chunk::<8>() else {
+        let digits = v.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+        return v.len() - digits;
+    };
+    // `y` has a byte below 10 exactly where the input has a digit; adding 0x76 to each byte
+    // (no carry crosses a byte) sets its top bit when it is 10 or more.
+    let y = u64::from_le_bytes(*tail) ^ (ONES * u64::from(b'0'));
+    let non_digits = (((y & (ONES * 0x7f)) + ONES * 0x76) | y) & (ONES * 0x80);
+    if non_digits == 0 {
+        // Eight digits or more at the end: not a port of a usual value.
+        return 0;
+    }
+    v.len() - (non_digits.leading_zeros() / 8) as usize
+}
+
+/// The OR of the classes of the bytes of `v`, four at a time (the last four overlapping the
+/// others when the length is not a multiple of four).
+#[inline(always)]
+fn host_classes(v: &[u8]) -> u8 {
+    let class = |b: &u8| HOST_CLASS[usize::from(*b)];
+    let four = |q: &[u8; 4]| class(&q[0]) | class(&q[1]) | class(&q[2]) | class(&q[3]);
+    let Some(last) = v.last_chunk::<4>() else {
+        return v.iter().fold(0, |acc, b| acc | class(b));
+    };
+    let mut acc = four(last);
+    let mut rest = v;
+    while let [a, b, c, d, tail @ ..] = rest {
+        acc |= class(a) | class(b) | class(c) | class(d);
+        rest = tail;
+    }
+    acc
+}
+
+/// [`valid_host`] by the whole grammar, one byte at a time.
+#[cold]
+fn valid_host_general(v: &[u8]) -> bool {
+    let mut i = 0;
+    if let [b'[', inner @ ..] = v {
+        let Some(end) = inner.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        if !ip_literal(&inner[..end]) {
+            return false;
+        }
+        i = end + 2;
+    } else {
+        while let Some(&b) = v.get(i) {
+            if HOST_CLASS[usize::from(b)] & HOST_REG != 0 {
+                i += 1;
+            } else if b == b'%'
+                && v.get(i + 1..i + 3).is_some_and(|h| {
+                    HOST_CLASS[usize::from(h[0])] & HOST_CLASS[usize::from(h[1])] & HOST_HEX != 0
+                })
+            {
+                i += 3;
+            } else {
+                break;
+            }
+        }
+        if i == 0 {
+            return v.is_empty();
+        }
+    }
+    match v.get(i..) {
+        Some([]) => true,
+        Some([b':', port @ ..]) => port
+            .iter()
+            .all(|&b| HOST_CLASS[usize::from(b)] & HOST_DIGIT != 0),
+        _ => false,
+    }
+}
+
+/// `IP-literal` without its brackets: `IPv6address / IPvFuture` (RFC 3986 section 3.2.2).
+/// Rare, so not tuned.
+fn ip_literal(v: &[u8]) -> bool {
+    match v {
+        // IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )
+        [b'v' | b'V', rest @ ..] => {
+            let digits = rest
+                .iter()
+                .take_while(|&&b| HOST_CLASS[usize::from(b)] & HOST_HEX != 0)
+                .count();
+            match &rest[digits..] {
+                [b'.', tail @ ..] => {
+                    digits > 0
+                        && !tail.is_empty()
+                        && tail
+                            .iter()
+                            .all(|&b| b == b':' || HOST_CLASS[usize::from(b)] & HOST_REG != 0)
+                }
+                _ => false,
+            }
+        }
+        _ => std::str::from_utf8(v)
+            .ok()
+            .and_then(|s| s.parse::<std::net::Ipv6Addr>().ok())
+            .is_some(),
     }
 }
 
@@ -559,5 +778,209 @@ mod tests {
         }
         many.extend_from_slice(b"\r\n");
         assert_eq!(status(&many), 431);
+    }
+
+    /// The status for request line `line` followed by a Host and the end of the head.
+    fn line_status(line: &[u8]) -> u16 {
+        status(&[line, b"\r\nHost: a\r\n\r\n"].concat())
+    }
+
+    #[test]
+    fn malformed_request_lines_are_400() {
+        for line in [
+            &b"GET /a b HTTP/1.1"[..],
+            b"GET /a b HTTP/2.0",
+            b"GET  / HTTP/1.1",
+            b"GET /  HTTP/1.1",
+            b"GET /  HTTP/2.0",
+            b" GET / HTTP/1.1",
+            b"GET / HTTP/1.1 ",
+            b"GET / HTTP/2.0 ",
+            b"GET / HTTP/1.1x",
+            b"GET / HTTP/2.0x",
+            b"GET /HTTP/1.1",
+            b"GET / ",
+            b"GET\t/ HTTP/1.1",
+            b"GET /\tHTTP/1.1",
+            b"GET / http/1.1",
+            b"GET / Http/1.1",
+            b"GET / HTTP/1.10",
+            b"GET / HTTP/11.1",
+            b"GET / HTTP/2",
+            b"GET / HTTP/2.",
+            b"GET / HTTP/2.0.1",
+            b"GET / HTTP/a.b",
+            b"GET / HTTP/1,1",
+            b"GET / HTTP/2.0\rx",
+            b"GET / HTTP",
+            b"GET / 1.1",
+        ] {
+            assert_eq!(
+                line_status(line),
+                400,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn well_formed_other_versions_are_505() {
+        for line in [
+            &b"GET / HTTP/2.0"[..],
+            b"GET / HTTP/3.0",
+            b"GET / HTTP/0.9",
+            b"GET / HTTP/9.9",
+            b"POST /a?b HTTP/2.0",
+            b"GET / HTTP/1.2",
+        ] {
+            assert_eq!(
+                line_status(line),
+                505,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        // Bare LF ends, and empty lines before the request line, as httparse reads them.
+        assert_eq!(status(b"GET / HTTP/2.0\nHost: a\n\n"), 505);
+        assert_eq!(status(b"\r\n\nGET / HTTP/2.0\r\nHost: a\r\n\r\n"), 505);
+        assert!(parse(b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n").is_ok());
+    }
+
+    #[test]
+    fn other_version_waits_for_the_end_of_its_line() {
+        let full = b"GET / HTTP/2.0\r\nHost: a\r\n\r\n";
+        for end in 7..16 {
+            assert_eq!(parse(&full[..end]), Ok(None), "{end} bytes");
+        }
+        assert_eq!(status(&full[..16]), 505);
+        // Not a version in the making: rejected at once.
+        assert_eq!(status(b"GET / http"), 400);
+        assert_eq!(status(b"GET / HTTP/2.0x"), 400);
+        assert_eq!(status(b"GET /a b HTTP"), 400);
+        // Waiting stays bounded by the head size.
+        let padded = [b"\r\n".repeat(600).as_slice(), b"GET / HTTP/2"].concat();
+        assert_eq!(status(&padded), 431);
+    }
+
+    /// The outcome of a GET with Host `value`, which must be the same on HTTP/1.1 and 1.0.
+    fn host_status(value: &[u8]) -> Result<(), u16> {
+        let outcome = |version: &[u8]| {
+            let buf = [
+                b"GET / HTTP/".as_slice(),
+                version,
+                b"\r\nHost: ",
+                value,
+                b"\r\n\r\n",
+            ]
+            .concat();
+            parse(&buf).map(|_| ()).map_err(|r| r.status.0)
+        };
+        let got = outcome(b"1.1");
+        assert_eq!(got, outcome(b"1.0"), "1.1 and 1.0 differ on {value:?}");
+        got
+    }
+
+    #[test]
+    fn valid_hosts_are_accepted() {
+        for host in [
+            &b"127.0.0.1:8080"[..],
+            b"127.0.0.1",
+            b"example.com",
+            b"EXAMPLE.com:80",
+            b"localhost:",
+            b"a",
+            b"xn--bcher-kva.example",
+            b"my_host~-.!$&'()*+,;=",
+            b"ex%41mple.com",
+            b"%2f%2F",
+            b"999.999.999.999",
+            b"[::1]",
+            b"[::1]:8080",
+            b"[::1]:",
+            b"[2001:db8::a:b]:443",
+            b"[::ffff:192.0.2.1]",
+            b"[1:2:3:4:5:6:7:8]",
+            b"[v1.fe80::a+en1]",
+            b"[V7.x]:1",
+            b"example.com:65536999",
+            b"",
+        ] {
+            assert_eq!(
+                host_status(host),
+                Ok(()),
+                "{:?}",
+                String::from_utf8_lossy(host)
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_hosts_are_400() {
+        for host in [
+            &b"exa mple.com"[..],
+            b"example.com\t:80",
+            b"a\tb",
+            b"user@example.com",
+            b"example.com/path",
+            b"example.com?q",
+            b"example.com#f",
+            b"example.com:8x",
+            b"example.com:80:80",
+            b"example.com: 80",
+            b"example.com:-1",
+            b"1::2",
+            b":80",
+            b":",
+            b"[::1",
+            b"::1]",
+            b"[::1]]",
+            b"[[::1]]",
+            b"[::1]x",
+            b"[::1]80",
+            b"[::1]:8x",
+            b"[]",
+            b"[:::1]",
+            b"[1.2.3.4]",
+            b"[fe80::1%25eth0]",
+            b"[::1 ]",
+            b"[v1]",
+            b"[v.x]",
+            b"[v1.]",
+            b"[v1.a b]",
+            b"ex%4mple",
+            b"ex%",
+            b"ex%zz",
+            b"a\"b",
+            b"a<b>",
+            b"a\\b",
+            b"a[b",
+            b"a]b",
+            b"a{b}",
+            b"a|b",
+            b"caf\xc3\xa9.example",
+            b"a\x7fb",
+        ] {
+            assert_eq!(
+                host_status(host),
+                Err(400),
+                "{:?}",
+                String::from_utf8_lossy(host)
+            );
+        }
+        // Control characters never reach the check: httparse refuses them in any value.
+        assert_eq!(status(b"GET / HTTP/1.1\r\nHost: a\x01b\r\n\r\n"), 400);
+        assert_eq!(status(b"GET / HTTP/1.0\r\nHost: a\x00b\r\n\r\n"), 400);
+    }
+
+    #[test]
+    fn host_is_checked_on_every_version_and_once() {
+        assert_eq!(status(b"GET / HTTP/1.0\r\nHost: a b\r\n\r\n"), 400);
+        assert_eq!(status(b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"), 400);
+        assert_eq!(status(b"GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n"), 400);
+        // Leading and trailing whitespace is not part of the value.
+        assert!(parse(b"GET / HTTP/1.1\r\nHost:   a:1  \r\n\r\n").is_ok());
+        assert!(parse(b"GET / HTTP/1.1\r\nHost:\r\n\r\n").is_ok());
+        assert!(parse(b"GET / HTTP/1.1\r\nhOsT: [::1]:8080\r\n\r\n").is_ok());
     }
 }
