@@ -2,13 +2,15 @@
 //! the probes through a drain, signals, the descriptor limit (raised at startup; accepting
 //! that pauses without spinning when descriptors run out) and the connection limits.
 
-mod support;
-
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::*;
+use tether_test_support::client::{assert_turns_to, Client};
+use tether_test_support::process::{Cli, Tether, PROCESS_WAIT as WAIT};
+use tether_test_support::wait::eventually_within;
+
+const CLI: Cli = Cli(env!("CARGO_BIN_EXE_tether"));
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -22,7 +24,7 @@ fn sample(text: &str, name: &str) -> Option<f64> {
 /// serves its next request.
 #[test]
 fn idle_connections_park_and_the_metrics_count_them() {
-    let tether = Tether::start(&["--workers", "1", "--park-after", "100ms"]);
+    let tether = CLI.serve(&["--workers", "1", "--park-after", "100ms"]);
     let mut idle = tether.connect();
     assert_eq!(idle.get("/plaintext").status, 200);
     let metrics = |path: &str| {
@@ -33,7 +35,9 @@ fn idle_connections_park_and_the_metrics_count_them() {
         String::from_utf8(r.body).unwrap()
     };
     let parked = || sample(&metrics("/metrics"), "tether_connections_parked");
-    eventually("the idle connection to park", || parked() == Some(1.0));
+    eventually_within(WAIT, "the idle connection to park", || {
+        parked() == Some(1.0)
+    });
     let v: serde_json::Value =
         serde_json::from_str(&metrics("/metrics?format=json")).expect("JSON");
     assert_eq!(
@@ -46,7 +50,7 @@ fn idle_connections_park_and_the_metrics_count_them() {
 
 #[test]
 fn metrics_in_prometheus_text_and_json() {
-    let tether = Tether::start(&["--workers", "2"]);
+    let tether = CLI.serve(&["--workers", "2"]);
     // Three requests, then idle.
     let mut idle = tether.connect();
     for _ in 0..3 {
@@ -59,7 +63,7 @@ fn metrics_in_prometheus_text_and_json() {
         .exchange("GET", "/json", &["Connection: close"], None)
         .unwrap();
     assert!(r.closes());
-    twice.expect_close();
+    twice.expect_closed();
 
     let mut m = tether.connect();
     // The connection asking is active; the request asking is not yet counted. A worker
@@ -168,7 +172,7 @@ fn metrics_in_prometheus_text_and_json() {
 /// Each metric family is one group: its HELP and TYPE lines, then its samples.
 #[test]
 fn prometheus_families_are_grouped() {
-    let tether = Tether::start(&[]);
+    let tether = CLI.serve(&[]);
     let text = tether.connect().get("/metrics").text().to_owned();
     let mut family = "";
     for line in text.lines() {
@@ -190,7 +194,7 @@ fn prometheus_families_are_grouped() {
 
 #[test]
 fn probes_and_paths() {
-    let tether = Tether::start(&[
+    let tether = CLI.serve(&[
         "--metrics-path",
         "/_m",
         "--ready-path",
@@ -214,7 +218,7 @@ fn probes_and_paths() {
 
 #[test]
 fn sigterm_drains_readiness_turns_503_and_the_report_is_logged() {
-    let mut tether = Tether::start(&[
+    let mut tether = CLI.serve(&[
         "--workers",
         "1",
         "--drain-window",
@@ -232,28 +236,14 @@ fn sigterm_drains_readiness_turns_503_and_the_report_is_logged() {
         .wait_for("SIGTERM received; draining", WAIT)
         .expect("the signal is logged");
     // The probe keeps asking until the server closes its connection.
-    let mut statuses = Vec::new();
-    let started = Instant::now();
-    loop {
-        let r = probe.get("/readyz");
-        statuses.push(r.status);
-        if r.closes() {
-            break;
-        }
-        assert!(started.elapsed() < WAIT, "never closed: {statuses:?}");
-    }
-    let first_503 = statuses.iter().position(|&s| s == 503);
-    assert!(
-        first_503.is_some_and(|i| statuses[i..].iter().all(|&s| s == 503)),
-        "readiness during the drain: {statuses:?}"
-    );
-    probe.expect_close();
+    assert_turns_to(&probe.get_until_close("/readyz", WAIT), 503);
+    probe.expect_closed();
     drop(probe);
     // Liveness still answers during the drain (and closes, as every response now does).
     let r = live.get("/healthz");
     assert_eq!(r.status, 200);
     assert!(r.closes());
-    live.expect_close();
+    live.expect_closed();
     drop(live);
     let status = tether.wait_exit(WAIT).expect("exit after the drain");
     assert!(status.success(), "{status:?}");
@@ -274,14 +264,13 @@ fn sigterm_drains_readiness_turns_503_and_the_report_is_logged() {
 /// Starts a request that stays in the handler: a body that never arrives.
 fn stalled_request(tether: &Tether) -> Client {
     let mut c = tether.connect();
-    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
-        .unwrap();
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc");
     c
 }
 
 #[test]
 fn the_hard_deadline_cuts_a_request_that_never_finishes() {
-    let mut tether = Tether::start(&[
+    let mut tether = CLI.serve(&[
         "--workers",
         "1",
         "--drain-window",
@@ -291,7 +280,7 @@ fn the_hard_deadline_cuts_a_request_that_never_finishes() {
     ]);
     let mut stuck = stalled_request(&tether);
     let mut m = tether.connect();
-    eventually("the stalled request to be read", || {
+    eventually_within(WAIT, "the stalled request to be read", || {
         let v: serde_json::Value =
             serde_json::from_slice(&m.get("/metrics?format=json").body).unwrap();
         v["states"]["active"] == 2 // the stalled request and this one
@@ -301,7 +290,7 @@ fn the_hard_deadline_cuts_a_request_that_never_finishes() {
         .exchange("GET", "/healthz", &["Connection: close"], None)
         .unwrap();
     assert!(r.closes());
-    m.expect_close();
+    m.expect_closed();
     let t0 = Instant::now();
     tether.signal(libc::SIGTERM);
     let status = tether.wait_exit(WAIT).expect("exit at the deadline");
@@ -311,7 +300,10 @@ fn the_hard_deadline_cuts_a_request_that_never_finishes() {
         took >= 500 * MS && took < Duration::from_secs(3),
         "exit after {took:?}"
     );
-    assert!(stuck.read(false).is_err(), "the cut request was answered");
+    assert!(
+        stuck.read_reply(false).is_err(),
+        "the cut request was answered"
+    );
     let stopped = tether
         .log
         .wait_for(" stopped ", WAIT)
@@ -323,10 +315,10 @@ fn the_hard_deadline_cuts_a_request_that_never_finishes() {
 
 #[test]
 fn a_second_signal_exits_at_once() {
-    let mut tether = Tether::start(&["--drain-window", "20s", "--shutdown-timeout", "30s"]);
+    let mut tether = CLI.serve(&["--drain-window", "20s", "--shutdown-timeout", "30s"]);
     let _stuck = stalled_request(&tether);
     let mut m = tether.connect();
-    eventually("the stalled request to be read", || {
+    eventually_within(WAIT, "the stalled request to be read", || {
         m.get("/metrics")
             .text()
             .contains("tether_connections{state=\"active\"} 2")
@@ -385,7 +377,7 @@ fn the_soft_descriptor_limit_is_raised_to_the_hard_one() {
         println!("note: hard descriptor limit {hard}; nothing to raise");
         return;
     }
-    let tether = Tether::start_after("ulimit -S -n 256", &["--workers", "1"]);
+    let tether = CLI.serve_after("ulimit -S -n 256", &["--workers", "1"]);
     let (soft, hard_now) = limits_of(tether.pid());
     assert_eq!(soft, hard_now, "soft limit not raised");
     assert!(
@@ -444,7 +436,7 @@ impl Held {
 fn out_of_descriptors_accepting_pauses_without_spinning_and_resumes() {
     const LIMIT: usize = 64;
     const CLIENTS: usize = 100;
-    let tether = Tether::start_after(
+    let tether = CLI.serve_after(
         &format!("ulimit -n {LIMIT}"),
         &["--workers", "1", "--max-connections", "1000"],
     );
@@ -494,7 +486,7 @@ fn the_default_limit_leaves_descriptors_to_refuse_with_503() {
     const CLIENTS: usize = 40;
     // The default limit: nine tenths of the descriptors, less 32, and at least 16.
     let max = ((LIMIT / 10 * 9).saturating_sub(32)).max(16) as usize;
-    let tether = Tether::start_after(&format!("ulimit -n {LIMIT}"), &["--workers", "1"]);
+    let tether = CLI.serve_after(&format!("ulimit -n {LIMIT}"), &["--workers", "1"]);
     let held = hold_connections(&tether, CLIENTS);
     let answers = held.answers(CLIENTS);
     let ok = answers.iter().filter(|&&(_, s)| s == 200).count();
@@ -510,16 +502,16 @@ fn the_default_limit_leaves_descriptors_to_refuse_with_503() {
 
 #[test]
 fn connection_limit_flags_reach_the_engine() {
-    let tether = Tether::start(&["--workers", "1", "--max-connections-per-ip", "1"]);
+    let tether = CLI.serve(&["--workers", "1", "--max-connections-per-ip", "1"]);
     let mut first = tether.connect();
     assert_eq!(first.get("/plaintext").status, 200);
     let mut second = tether.connect();
     let r = second.get("/plaintext");
     assert_eq!((r.status, r.header("retry-after")), (429, Some("1")));
     assert!(r.closes());
-    second.expect_close();
+    second.expect_closed();
 
-    let tether = Tether::start(&[
+    let tether = CLI.serve(&[
         "--workers",
         "1",
         "--max-connections",

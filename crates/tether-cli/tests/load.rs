@@ -1,59 +1,20 @@
 //! End-to-end tests of `tether load` against a real `tether serve`, both processes on
 //! loopback. The server listens on `127.0.0.1:0`; its address is read from its startup line.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::Duration;
+use std::process::{Output, Stdio};
 
 use serde_json::Value;
+use tether_test_support::process::{Cli, Tether};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tether");
+const CLI: Cli = Cli(env!("CARGO_BIN_EXE_tether"));
 
-/// A `tether serve`, killed (by its PID) when dropped.
-struct Serve {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve() -> Serve {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tether serve");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let (tx, rx) = mpsc::channel();
-    // Reads stderr for the life of the process so that it never blocks on a full pipe.
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
-                let _ = tx.send(addr);
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("startup line");
-    Serve { child, addr }
+/// `tether serve` with one worker.
+fn serve() -> Tether {
+    CLI.serve(&["--workers", "1"])
 }
 
 fn load(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("load")
+    CLI.command("load")
         .args(args)
         .stdin(Stdio::null())
         .output()

@@ -12,18 +12,22 @@
 //! tests unless `TETHER_SKIP_EXTERNAL=1` is set. Each nginx runs from a configuration in a
 //! temporary directory and is stopped by the PID in its pid file when the test ends.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::*;
+use tether_test_support::client::Client;
+use tether_test_support::external::{find_program, require};
+use tether_test_support::process::{Cli, Tether, PROCESS_WAIT as WAIT};
+use tether_test_support::raw::Raw;
+use tether_test_support::wait::eventually_within;
+
+const CLI: Cli = Cli(env!("CARGO_BIN_EXE_tether"));
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -31,29 +35,10 @@ const MS: Duration = Duration::from_millis(1);
 // nginx
 // ---------------------------------------------------------------------------------------
 
-fn nginx_binary() -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.push("/usr/sbin".into());
-    dirs.into_iter()
-        .map(|d| d.join("nginx"))
-        .find(|p| p.is_file())
-}
-
 /// The nginx binary, or `None` (after a note) when it is missing and skipping was asked for.
 fn require_nginx() -> Option<PathBuf> {
-    if let Some(bin) = nginx_binary() {
-        return Some(bin);
-    }
-    if std::env::var("TETHER_SKIP_EXTERNAL").is_ok_and(|v| v == "1") {
-        println!("note: skipping: nginx not found (apt-get install nginx-light)");
-        return None;
-    }
-    panic!(
-        "nginx is required by this test but was not found: apt-get install nginx-light \
-         (or set TETHER_SKIP_EXTERNAL=1 to skip tests that need external programs)"
-    );
+    let bin = find_program("nginx", &["/usr/sbin"]);
+    require("nginx", bin.is_some(), "apt-get install nginx-light").then_some(bin)?
 }
 
 /// A port free at the time of asking.
@@ -269,7 +254,9 @@ impl Load {
     /// Waits for `n` more requests to be answered.
     fn wait_more(&self, n: usize) {
         let target = self.sent() + n;
-        eventually(&format!("{n} more requests"), || self.sent() >= target);
+        eventually_within(WAIT, &format!("{n} more requests"), || {
+            self.sent() >= target
+        });
     }
 
     fn finish(self) -> Tally {
@@ -301,7 +288,7 @@ fn client(
         }
         let c = match &mut conn {
             Some(c) => c,
-            None => match Client::connect(addr) {
+            None => match Client::try_connect(addr) {
                 Ok(c) => conn.insert(c),
                 Err(e) => {
                     tally.errors.push(format!("connect: {e}"));
@@ -375,7 +362,7 @@ const CLIENTS: usize = 8;
 /// the finished load; `None` when nginx is missing and skipping was asked for.
 fn idle_spells_behind_nginx(nginx_keepalive: &str) -> Option<(Tether, Nginx, Tally)> {
     let bin = require_nginx()?;
-    let tether = Tether::start(&[
+    let tether = CLI.serve(&[
         "--workers",
         "2",
         "--idle-timeout",
@@ -455,12 +442,12 @@ fn restart_behind_nginx_with_the_two_phase_drain() {
         "--min-idle-age",
         "300ms",
     ];
-    let mut old = Tether::start(&flags);
+    let mut old = CLI.serve(&flags);
     let nginx = Nginx::start(&bin, old.addr, "60s");
     let load = Load::start(nginx.addr, CLIENTS);
     load.wait_more(500);
     let listen = old.addr.to_string();
-    let new = Tether::start(&[&flags[..], &["--listen", &listen]].concat());
+    let new = CLI.serve(&[&flags[..], &["--listen", &listen]].concat());
     assert_eq!(new.addr, old.addr);
     // Fewer clients for a moment: most of nginx's connections to the old instance sit idle
     // in its pool when the drain starts, the others are busy.
@@ -499,19 +486,9 @@ fn restart_behind_nginx_with_the_two_phase_drain() {
 #[test]
 fn a_close_that_crosses_a_request_costs_a_post_a_502() {
     let Some(bin) = require_nginx() else { return };
-    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
-    let upstream_addr = upstream.local_addr().unwrap();
-    let connections = Arc::new(Mutex::new(0usize));
-    let count = connections.clone();
-    thread::spawn(move || {
-        for stream in upstream.incoming() {
-            let Ok(stream) = stream else { break };
-            *count.lock().unwrap() += 1;
-            thread::spawn(move || serve_once_then_drop(stream));
-        }
-    });
-    let nginx = Nginx::start(&bin, upstream_addr, "60s");
-    let mut c = Client::connect(nginx.addr).unwrap();
+    let upstream = Raw::start(|stream, _| serve_once_then_drop(stream));
+    let nginx = Nginx::start(&bin, upstream.addr, "60s");
+    let mut c = Client::connect(nginx.addr);
 
     // Each request after the first on a pooled connection meets a close.
     let mut statuses = Vec::new();
@@ -525,7 +502,7 @@ fn a_close_that_crosses_a_request_costs_a_post_a_502() {
         let r = c.exchange(method, "/", &[], body).unwrap();
         statuses.push((method, r.status));
         if r.closes() {
-            c = Client::connect(nginx.addr).unwrap();
+            c = Client::connect(nginx.addr);
         }
     }
     assert_eq!(

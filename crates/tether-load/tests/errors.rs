@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use tether_load::{Report, StatusSet};
+use tether_test_support::raw::{drain, read_request, reset, split, Raw};
 
 /// Runs 5 requests over one connection against a raw server that reads each connection's
 /// first request and then hands the connection to `respond`.
@@ -153,8 +154,8 @@ fn statuses_outside_the_success_set() {
         "failed statuses still have a latency"
     );
 
-    c.target = tether_load::Target::parse(&format!("http://{}/fail", server.local_addr()))
-        .expect("target");
+    let failing = format!("http://{}/status?code=500", server.local_addr());
+    c.target = tether_load::Target::parse(&failing).expect("target");
     let r = run(&c);
     assert_eq!(r.errors.status_5xx, 20, "{:?}", r.errors);
 

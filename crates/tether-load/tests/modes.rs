@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use tether_load::{Config, ConnMode};
+use tether_test_support::raw::{drain, ok, read_request, send, split, Raw};
 
 /// A config for `addr` that ends after `requests` requests; the 10 s duration is only a
 /// backstop, so that the count, not the clock, ends the run.

@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tether::{Handler, Request, Response, Running, Server, Status};
+use tether::{Handler, Request, Response, Running, Status};
+use tether_test_support::server::{spawn, unlimited};
 
 struct Counting;
 
@@ -100,15 +101,7 @@ impl Handler for App {
 }
 
 fn start() -> Running {
-    Server::builder()
-        .workers(1)
-        .max_requests(0)
-        .limit_jitter(0.0)
-        .shutdown_timeout(Duration::from_secs(5))
-        .bind("127.0.0.1:0")
-        .expect("bind")
-        .spawn(|| App)
-        .expect("spawn")
+    spawn(unlimited(), || App)
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {

@@ -6,77 +6,19 @@
 //! is set, in which case the test prints a note and passes. Every subprocess runs under
 //! coreutils' `timeout`, so no test can hang.
 
-use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
+use tether::Running;
+use tether_test_support::external::{on_path, require};
+use tether_test_support::handler::PLAINTEXT;
+use tether_test_support::server::{self, unlimited};
 
-use tether::{Handler, Request, Response, Running, Server, Status};
-
-const BODY: &str = "Hello, World!";
 /// Longest any one tool may run, in seconds.
 const TOOL_TIMEOUT: &str = "60";
 
-struct Plaintext;
-
-impl Handler for Plaintext {
-    async fn call(&self, req: &mut Request<'_>, res: &mut Response<'_>) -> std::io::Result<()> {
-        match req.path() {
-            "/plaintext" => {
-                res.content_type("text/plain").body_static(BODY.as_bytes());
-            }
-            _ => {
-                res.status(Status::NOT_FOUND).body_static(b"not found\n");
-            }
-        }
-        Ok(())
-    }
-}
-
+/// A server with one worker and no request limit, answering `/plaintext` with
+/// [`PLAINTEXT`].
 fn start() -> Running {
-    Server::builder()
-        .workers(1)
-        .max_requests(0)
-        .limit_jitter(0.0)
-        .shutdown_timeout(Duration::from_secs(5))
-        .bind("127.0.0.1:0")
-        .expect("bind")
-        .spawn(|| Plaintext)
-        .expect("spawn")
-}
-
-fn skip_external() -> bool {
-    std::env::var("TETHER_SKIP_EXTERNAL").is_ok_and(|v| v == "1")
-}
-
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| {
-            let p = dir.join(tool);
-            is_executable(&p)
-        })
-    })
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    p.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-/// True when the test should go on; false (after a note) when it is to be skipped; panics with
-/// the install hint when the requirement is missing and skipping was not asked for.
-fn require(what: &str, present: bool, install: &str) -> bool {
-    if present {
-        return true;
-    }
-    if skip_external() {
-        println!("note: skipping: {what} is not available ({install}); TETHER_SKIP_EXTERNAL=1");
-        return false;
-    }
-    panic!(
-        "{what} is required by this test but was not found: {install} \
-         (or set TETHER_SKIP_EXTERNAL=1 to skip tests that need external clients)"
-    );
+    server::start(unlimited())
 }
 
 fn require_tool(tool: &str, install: &str) -> bool {
@@ -158,7 +100,7 @@ fn curl_reuses_one_connection_for_many_urls() {
         let body = &rest[..at];
         let line_end = rest[at + 1..].find('\n').map_or(rest.len(), |e| at + 1 + e);
         let marker: Vec<&str> = rest[at + 4..line_end].split_whitespace().collect();
-        assert_eq!(body, BODY, "transfer {bodies}: wrong body");
+        assert_eq!(body.as_bytes(), PLAINTEXT, "transfer {bodies}: wrong body");
         assert_eq!(
             marker.first(),
             Some(&"200"),
@@ -291,7 +233,7 @@ fn ab_keep_alive_5000_requests_10_concurrent() {
     );
     assert_eq!(
         field(&text, "Document Length:"),
-        Some(BODY.len() as u64),
+        Some(PLAINTEXT.len() as u64),
         "ab output:\n{text}"
     );
     assert_eq!(

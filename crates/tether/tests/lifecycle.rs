@@ -5,117 +5,22 @@
 //! Waits are on events (the hook, a reply, a close) with a deadline; the only sleeps wait for
 //! a span of time the test is about (a minimum idle age, a timeout).
 
-mod common;
-
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
 use tether::{
-    Builder, CloseReason, ConnEvent, ConnState, Handle, Handler, Request, Response, Running, Status,
+    Builder, CloseReason, ConnState, Handle, Handler, Request, Response, Running, Status,
 };
+use tether_test_support::client::{assert_turns_to, Client};
+use tether_test_support::events::{trail, Events};
+use tether_test_support::request::{get, get_with, post_head};
+use tether_test_support::server::{builder, start};
+use tether_test_support::wait::{eventually, WAIT};
 
-/// Longest wait for anything the server is expected to do.
-const WAIT: Duration = Duration::from_secs(5);
 const MS: Duration = Duration::from_millis(1);
-
-// ---------------------------------------------------------------------------------------
-// Recording the hook
-// ---------------------------------------------------------------------------------------
-
-/// An event the hook saw, with when it saw it.
-type Timed = (Instant, ConnEvent);
-
-/// Every event the hook saw, in order.
-#[derive(Clone, Default)]
-struct Events(Arc<(Mutex<Vec<Timed>>, Condvar)>);
-
-impl Events {
-    /// `builder` with a hook recording into these events.
-    fn on(&self, builder: Builder) -> Builder {
-        let events = self.0.clone();
-        builder.on_conn_state(move |e| {
-            let (list, cv) = &*events;
-            list.lock().unwrap().push((Instant::now(), *e));
-            cv.notify_all();
-        })
-    }
-
-    /// Waits until `pred` holds over the events; panics with them after [`WAIT`].
-    fn wait(&self, what: &str, pred: impl Fn(&[Timed]) -> bool) {
-        let (list, cv) = &*self.0;
-        let deadline = Instant::now() + WAIT;
-        let mut guard = list.lock().unwrap();
-        while !pred(&guard) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "timed out waiting for {what}: {guard:#?}");
-            guard = cv.wait_timeout(guard, left).unwrap().0;
-        }
-    }
-
-    /// The events of the connection from `peer`, in order.
-    fn of(&self, peer: SocketAddr) -> Vec<ConnEvent> {
-        self.timed(peer).into_iter().map(|(_, e)| e).collect()
-    }
-
-    fn timed(&self, peer: SocketAddr) -> Vec<Timed> {
-        let list = self.0 .0.lock().unwrap();
-        list.iter()
-            .filter(|(_, e)| e.peer == peer)
-            .copied()
-            .collect()
-    }
-
-    /// Waits until the connection from `peer` has reported `state`.
-    fn wait_state(&self, peer: SocketAddr, state: ConnState) {
-        self.wait(&format!("{peer} to be {state:?}"), |evs| {
-            evs.iter().any(|(_, e)| e.peer == peer && e.state == state)
-        });
-    }
-
-    /// Waits until the connection from `peer` has reported `state` with `requests` served.
-    fn wait_state_after(&self, peer: SocketAddr, state: ConnState, requests: u64) {
-        self.wait(
-            &format!("{peer} to be {state:?} after {requests} requests"),
-            |evs| {
-                evs.iter()
-                    .any(|(_, e)| e.peer == peer && e.state == state && e.requests == requests)
-            },
-        );
-    }
-
-    /// Waits for the close of the connection from `peer`; returns its last event.
-    fn closed(&self, peer: SocketAddr) -> ConnEvent {
-        self.wait_state(peer, ConnState::Closed);
-        *self.of(peer).last().unwrap()
-    }
-}
-
-/// The local address of a client: the peer address the server sees.
-fn peer(c: &Client) -> SocketAddr {
-    c.stream().local_addr().unwrap()
-}
-
-/// (state, requests, reason) of each event.
-fn trail(events: &[ConnEvent]) -> Vec<(ConnState, u64, Option<CloseReason>)> {
-    events
-        .iter()
-        .map(|e| (e.state, e.requests, e.reason))
-        .collect()
-}
-
-/// Polls `check` until it holds or [`WAIT`] passes (for counters, which have no event).
-fn eventually(what: &str, check: impl Fn() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(MS);
-    }
-}
 
 use ConnState::{Active, Closed, Closing, Idle, New};
 
@@ -128,7 +33,7 @@ fn hook_follows_a_connection_through_its_states() {
     let events = Events::default();
     let srv = start(events.on(builder()));
     let mut c = Client::connect(srv.local_addr());
-    let me = peer(&c);
+    let me = c.peer();
     events.wait_state(me, New);
     for _ in 0..2 {
         assert_eq!(c.request(&get("/plaintext")).status, 200);
@@ -159,7 +64,7 @@ fn hook_follows_a_connection_through_its_states() {
 
     // A second connection has an id of its own.
     let mut other = Client::connect(srv.local_addr());
-    let them = peer(&other);
+    let them = other.peer();
     assert_eq!(other.request(&get("/plaintext")).status, 200);
     events.wait_state_after(them, Idle, 1);
     assert_ne!(events.of(them)[0].id, id);
@@ -172,7 +77,7 @@ fn peer_close_between_requests_goes_from_idle_to_closing() {
     let events = Events::default();
     let srv = start(events.on(builder()));
     let mut c = Client::connect(srv.local_addr());
-    let me = peer(&c);
+    let me = c.peer();
     assert_eq!(c.request(&get("/plaintext")).status, 200);
     events.wait_state_after(me, Idle, 1);
     drop(c);
@@ -194,7 +99,7 @@ fn a_pipelined_request_keeps_the_connection_active() {
     let events = Events::default();
     let srv = start(events.on(builder()));
     let mut c = Client::connect(srv.local_addr());
-    let me = peer(&c);
+    let me = c.peer();
     c.send(&[get("/plaintext"), get("/plaintext"), get("/plaintext")].concat());
     for _ in 0..3 {
         assert_eq!(c.reply().status, 200);
@@ -213,7 +118,7 @@ fn a_half_read_body_keeps_the_connection_active() {
     let events = Events::default();
     let srv = start(events.on(builder().drain_time(WAIT)));
     let mut c = Client::connect(srv.local_addr());
-    let me = peer(&c);
+    let me = c.peer();
     // The handler answers without reading the body; the engine then waits for the rest of
     // it to keep the connection.
     c.send(&post_head("/ignore-body", 10, &[]));
@@ -262,7 +167,7 @@ type Script = Box<dyn FnOnce(Client) -> Option<Client>>;
 /// Runs `script` on a new connection and returns the reason and request count of its close.
 fn close_of(srv: &Running, events: &Events, script: Script) -> (CloseReason, u64) {
     let c = Client::connect(srv.local_addr());
-    let me = peer(&c);
+    let me = c.peer();
     let _kept = script(c);
     let last = events.closed(me);
     let closing = events
@@ -490,20 +395,20 @@ fn counters_by_state_reason_and_requests_per_connection() {
     for _ in 0..3 {
         plaintext(&mut idle);
     }
-    events.wait_state_after(peer(&idle), Idle, 3);
+    events.wait_state_after(idle.peer(), Idle, 3);
     // One request with Connection: close.
     let mut once = Client::connect(addr);
     assert!(once
         .request(&get_with("/plaintext", &["Connection: close"]))
         .closes());
     once.expect_closed();
-    events.closed(peer(&once));
+    events.closed(once.peer());
     // Five requests, then the client closes.
     let mut five = Client::connect(addr);
     for _ in 0..5 {
         plaintext(&mut five);
     }
-    let five_peer = peer(&five);
+    let five_peer = five.peer();
     drop(five);
     events.closed(five_peer);
 
@@ -560,11 +465,11 @@ fn a_silent_connection_is_new() {
     let events = Events::default();
     let srv = start(events.on(builder()));
     let silent = Client::connect(srv.local_addr());
-    events.wait_state(peer(&silent), New);
+    events.wait_state(silent.peer(), New);
     thread::sleep(50 * MS); // time for a spurious change of state to show
     let s = srv.stats();
     assert_eq!((s.in_state(New), s.in_state(Active), s.open()), (1, 0, 1));
-    assert_eq!(trail(&events.of(peer(&silent))), [(New, 0, None)]);
+    assert_eq!(trail(&events.of(silent.peer())), [(New, 0, None)]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -592,13 +497,13 @@ fn at_the_limit_the_least_recently_used_idle_connection_is_evicted() {
         plaintext(x);
     }
     plaintext(&mut a);
-    events.wait_state_after(peer(&a), Idle, 2);
+    events.wait_state_after(a.peer(), Idle, 2);
     // Least recently used first: b, c, a.
     thread::sleep(150 * MS); // all three are past the minimum idle age
     let mut d = Client::connect(addr);
     plaintext(&mut d);
     b.expect_closed();
-    let evicted = events.closed(peer(&b));
+    let evicted = events.closed(b.peer());
     assert_eq!(
         (evicted.reason, evicted.requests),
         (Some(CloseReason::Evicted), 1)
@@ -607,12 +512,12 @@ fn at_the_limit_the_least_recently_used_idle_connection_is_evicted() {
         plaintext(x);
     }
     // Now d is the least recently used.
-    events.wait_state_after(peer(&a), Idle, 3);
+    events.wait_state_after(a.peer(), Idle, 3);
     thread::sleep(150 * MS);
     let mut e = Client::connect(addr);
     plaintext(&mut e);
     d.expect_closed();
-    assert_eq!(events.closed(peer(&d)).reason, Some(CloseReason::Evicted));
+    events.closed_for(d.peer(), CloseReason::Evicted);
     for x in [&mut a, &mut c, &mut e] {
         plaintext(x);
     }
@@ -656,24 +561,8 @@ fn at_the_limit_young_or_busy_connections_are_not_evicted() {
 /// Sends `GET /plaintext` from `ip` (any address of 127.0.0.0/8) on a new connection and
 /// returns the status of the response.
 fn status_from(ip: [u8; 4], addr: SocketAddr) -> u16 {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.bind(&SocketAddr::from((ip, 0)).into()).unwrap();
-    socket.connect(&addr.into()).unwrap();
-    let mut stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream.write_all(&get("/plaintext")).unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n") {
-        assert_eq!(
-            stream.read(&mut byte).unwrap(),
-            1,
-            "closed before a status line"
-        );
-        head.push(byte[0]);
-    }
-    let line = String::from_utf8(head).unwrap();
-    line.split(' ').nth(1).unwrap().parse().unwrap()
+    let mut c = Client::connect_from(ip.into(), addr);
+    c.request(&get("/plaintext")).status
 }
 
 #[test]
@@ -689,7 +578,7 @@ fn over_the_per_address_limit_a_client_gets_429() {
     // Another address is not limited by this one's connections.
     assert_eq!(status_from([127, 0, 0, 2], addr), 200);
     // A place freed is a place taken.
-    let a_peer = peer(&a);
+    let a_peer = a.peer();
     drop(a);
     events.closed(a_peer);
     plaintext(&mut Client::connect(addr));
@@ -713,7 +602,7 @@ fn eviction_looks_at_every_worker() {
     let addr = srv.local_addr();
     // The worker of a connection is its id modulo the number of workers.
     let worker_of = |c: &Client| {
-        let me = peer(c);
+        let me = c.peer();
         events.wait_state(me, New);
         events.of(me)[0].id % workers as u64
     };
@@ -915,23 +804,12 @@ fn drain_under_load_loses_no_request_and_hands_over_to_a_second_instance() {
     eventually("a to drain", || a_handle.is_draining());
     // Readiness turns 503 at the start of the drain (on a connection that stays busy) and
     // stays so until a's worker closes the connection.
-    let mut probes = 1;
-    let mut statuses = Vec::new();
-    loop {
-        let r = probe.request(&get("/readyz"));
-        probes += 1;
+    let probed = probe.get_until_close("/readyz", WAIT);
+    for r in &probed {
         assert_eq!(r.header("x-instance"), Some("a"));
-        statuses.push(r.status);
-        if r.closes() {
-            break;
-        }
-        assert!(drain_start.elapsed() < WAIT, "the probe was never closed");
     }
-    let first_503 = statuses.iter().position(|&s| s == 503);
-    assert!(
-        first_503.is_some_and(|i| statuses[i..].iter().all(|&s| s == 503)),
-        "readiness during the drain: {statuses:?}"
-    );
+    let probes = 1 + probed.len() as u64;
+    assert_turns_to(&probed, 503);
     probe.expect_closed();
     drop(probe);
 
@@ -1037,7 +915,7 @@ fn idle_connections_close_once_idle_for_the_minimum_age() {
             .shutdown_timeout(Duration::from_secs(4))),
     );
     let mut c = Client::connect(srv.local_addr());
-    let me = peer(&c);
+    let me = c.peer();
     plaintext(&mut c);
     events.wait_state_after(me, Idle, 1);
     let idle_since = events.timed(me).last().unwrap().0;
@@ -1153,7 +1031,7 @@ fn the_hard_deadline_cuts_what_remains() {
     let mut idle = Client::connect(srv.local_addr());
     assert_eq!(idle.request(&get("/work")).status, 200);
     // Closes its side once the server has closed its own, as clients do.
-    let idle_peer = peer(&idle);
+    let idle_peer = idle.peer();
     let idle = thread::spawn(move || idle.expect_closed());
     let mut stuck = Client::connect(srv.local_addr());
     stuck.send(&get("/work?ms=10000"));
@@ -1180,12 +1058,12 @@ fn the_hard_deadline_cuts_what_remains() {
         "{d:?}"
     );
     idle.join().unwrap();
-    assert_eq!(events.closed(idle_peer).reason, Some(CloseReason::Shutdown));
+    events.closed_for(idle_peer, CloseReason::Shutdown);
     assert!(
         stuck.read_reply(false).is_err(),
         "the cut request was answered"
     );
-    let stuck_end = events.closed(peer(&stuck));
+    let stuck_end = events.closed(stuck.peer());
     assert_eq!(
         (stuck_end.reason, stuck_end.requests),
         (Some(CloseReason::Shutdown), 0)
@@ -1214,7 +1092,7 @@ fn an_idle_connection_parks_and_resumes_where_it_was() {
     let events = Events::default();
     let srv = start(events.on(parking().max_requests(5).limit_jitter(0.0)));
     let mut c = Client::connect(srv.local_addr());
-    let me = peer(&c);
+    let me = c.peer();
     for left in [4, 3, 2] {
         let r = c.request(&get("/plaintext"));
         assert_eq!((r.status, r.text()), (200, "Hello, World!"));
@@ -1261,7 +1139,7 @@ fn a_parked_connection_closes_at_its_idle_deadline() {
     let idle = Duration::from_secs(1);
     let srv = start(events.on(parking().idle_timeout(idle).idle_grace(Duration::ZERO)));
     let mut c = Client::connect(srv.local_addr());
-    let me = peer(&c);
+    let me = c.peer();
     plaintext(&mut c);
     wait_parked(&srv, 1);
     c.expect_closed();
@@ -1283,12 +1161,12 @@ fn a_client_closing_a_parked_connection_is_seen_at_once() {
     let events = Events::default();
     let srv = start(events.on(parking()));
     let mut c = Client::connect(srv.local_addr());
-    let me = peer(&c);
+    let me = c.peer();
     plaintext(&mut c);
     wait_parked(&srv, 1);
     let t0 = Instant::now();
     drop(c);
-    assert_eq!(events.closed(me).reason, Some(CloseReason::PeerClosed));
+    events.closed_for(me, CloseReason::PeerClosed);
     // Against an idle timeout of 75 s: the close was read, not timed out.
     assert!(t0.elapsed() < Duration::from_secs(1));
     assert_eq!(srv.stats().parked, 0);
@@ -1305,7 +1183,7 @@ fn a_parked_connection_is_evicted_at_the_limit() {
     let mut b = Client::connect(addr);
     plaintext(&mut b);
     a.expect_closed();
-    assert_eq!(events.closed(peer(&a)).reason, Some(CloseReason::Evicted));
+    events.closed_for(a.peer(), CloseReason::Evicted);
     let s = srv.stats();
     assert_eq!((s.accepted, s.refused), (2, 0));
 }
@@ -1320,7 +1198,7 @@ fn the_drain_closes_parked_connections() {
             .shutdown_timeout(Duration::from_secs(3))),
     );
     let mut clients: Vec<Client> = (0..3).map(|_| Client::connect(srv.local_addr())).collect();
-    let peers: Vec<SocketAddr> = clients.iter().map(peer).collect();
+    let peers: Vec<SocketAddr> = clients.iter().map(Client::peer).collect();
     for c in &mut clients {
         plaintext(c);
     }
@@ -1334,7 +1212,7 @@ fn the_drain_closes_parked_connections() {
     // Well within the drain window: the parked connections were closed as idle ones.
     assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
     for p in peers {
-        assert_eq!(events.closed(p).reason, Some(CloseReason::Shutdown));
+        events.closed_for(p, CloseReason::Shutdown);
     }
     let d = stopped.drain;
     assert_eq!(
@@ -1392,17 +1270,17 @@ fn parked_connections_close_at_their_own_deadlines_whatever_order_they_parked_in
     );
     let mut a = Client::connect(srv.local_addr());
     plaintext(&mut a);
-    events.wait_state_after(peer(&a), Idle, 1);
+    events.wait_state_after(a.peer(), Idle, 1);
     thread::sleep(500 * MS); // b goes idle half a second after a, and parks first
     let mut b = Client::connect(srv.local_addr());
     plaintext(&mut b);
     for c in [&mut a, &mut b] {
         c.expect_closed();
-        let timed = events.timed(peer(c));
+        let timed = events.timed(c.peer());
         let idle_at = timed.iter().find(|(_, e)| e.state == Idle).unwrap().0;
-        events.wait_state(peer(c), Closing);
+        events.wait_state(c.peer(), Closing);
         let closing_at = events
-            .timed(peer(c))
+            .timed(c.peer())
             .iter()
             .find(|(_, e)| e.state == Closing)
             .unwrap()
@@ -1447,7 +1325,7 @@ fn parking_under_churn_answers_every_request_it_takes() {
                         thread::sleep(pause * MS);
                         // The server may have closed the connection meanwhile (idle timeout,
                         // eviction): the request then fails, unanswered.
-                        if c.stream().write_all(&get("/plaintext")).is_err() {
+                        if c.try_send(&get("/plaintext")).is_err() {
                             break;
                         }
                         match c.read_reply(false) {

@@ -1,13 +1,14 @@
 //! Protocol behaviour of tether over real loopback sockets: persistence, pipelining, framing,
 //! rejections, timeouts and limits, observed by a raw client.
 
-mod common;
-
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::*;
-use tether::{Builder, CloseReason, ConnEvent, ConnState, Running};
+use tether::{Builder, CloseReason, ConnState, Running};
+use tether_test_support::client::{Client, Reply, Writer};
+use tether_test_support::events::Events;
+use tether_test_support::handler::{big_body, PLAINTEXT, STREAM_PARTS};
+use tether_test_support::request::*;
+use tether_test_support::server::{builder, start};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -33,34 +34,6 @@ fn assert_within(elapsed: Duration, min: Duration, max: Duration) {
         elapsed <= max + LATE,
         "too late: {elapsed:?} > {max:?} + {LATE:?}"
     );
-}
-
-/// Longest wait for a connection event.
-const WAIT: Duration = Duration::from_secs(5);
-
-/// The connection events a hook saw, each with when it saw it.
-type Events = mpsc::Receiver<(Instant, ConnEvent)>;
-
-/// `builder` with a hook that sends every change of a connection's state to the receiver.
-fn recording(builder: Builder) -> (Builder, Events) {
-    let (tx, rx) = mpsc::channel();
-    let builder = builder.on_conn_state(move |e| {
-        let _ = tx.send((Instant::now(), *e));
-    });
-    (builder, rx)
-}
-
-/// The next event entering `state` (skipping the others); panics after [`WAIT`].
-fn next_in(events: &Events, state: ConnState) -> (Instant, ConnEvent) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match events.recv_timeout(left) {
-            Ok((at, e)) if e.state == state => return (at, e),
-            Ok(_) => {}
-            Err(e) => panic!("no {state:?} event within {WAIT:?}: {e}"),
-        }
-    }
 }
 
 /// The size a TCP send buffer may grow to (the maximum of `tcp_wmem`, 4 MiB by default): what
@@ -630,13 +603,13 @@ fn big_path() -> String {
 /// gets the response cut short.
 fn assert_closed_for_write_timeout(request: &[u8]) {
     let timeout = 300 * MS;
-    let (builder, events) = recording(builder().write_timeout(timeout));
-    let srv = start(builder);
+    let events = Events::default();
+    let srv = start(events.on(builder().write_timeout(timeout)));
     // With a small receive window, the response backs up once the server's send buffer is full.
     let mut c = Client::connect_with_recv_buffer(srv.local_addr(), 4096);
     let since = Instant::now();
     c.send(request);
-    let (at, closed) = next_in(&events, ConnState::Closed);
+    let (at, closed) = events.first_in(ConnState::Closed);
     assert_eq!(closed.reason, Some(CloseReason::WriteTimeout));
     assert_within(at - since, timeout, timeout);
     assert_eq!(srv.stats().closed_for(CloseReason::WriteTimeout), 1);
@@ -668,8 +641,8 @@ fn write_timeout_counts_time_without_progress() {
     // The server sees progress when its send buffer has room again, which the kernel reports
     // once about a third of it is free: hence pieces of a quarter of the largest buffer.
     let timeout = 300 * MS;
-    let (builder, events) = recording(builder().write_timeout(timeout));
-    let srv = start(builder);
+    let events = Events::default();
+    let srv = start(events.on(builder().write_timeout(timeout)));
     let (piece, len) = (send_buffer_max() / 4, 4 * send_buffer_max());
     let mut c = Client::connect_with_recv_buffer(srv.local_addr(), piece);
     c.pace_reads(piece, 100 * MS);
@@ -679,7 +652,7 @@ fn write_timeout_counts_time_without_progress() {
     assert!(r.body == big_body(len), "response body differs");
     assert!(!r.closes());
     // The last bytes went into the socket long after one write timeout.
-    let (sent, _) = next_in(&events, ConnState::Idle);
+    let (sent, _) = events.first_in(ConnState::Idle);
     let took = sent - since;
     assert!(
         took > 2 * timeout,
