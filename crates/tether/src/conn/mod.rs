@@ -33,10 +33,10 @@ pub(crate) mod host;
 mod idle;
 pub(crate) mod keepalive;
 pub(crate) mod linger;
-#[cfg(test)]
-mod scripted;
 pub(crate) mod request;
 pub(crate) mod response;
+#[cfg(test)]
+mod scripted;
 pub(crate) mod timed_io;
 pub(crate) mod transport;
 
@@ -48,13 +48,13 @@ use tokio::time::Instant;
 use crate::conn::body::Body;
 use crate::conn::buffers::{compact, Buffers};
 use crate::conn::exchange::{BodyState, Exchange};
+use crate::conn::handler::Handler;
 use crate::conn::host::Host;
 use crate::conn::keepalive::{Finish, Standing};
 use crate::conn::request::Request;
 use crate::conn::response::Response;
 use crate::conn::timed_io::{deadline, flush, Timer};
 use crate::conn::transport::Transport;
-use crate::conn::handler::Handler;
 use crate::lifecycle::{CloseReason, ConnEvent, ConnState};
 use crate::proto::parse::{BodyFraming, Head};
 

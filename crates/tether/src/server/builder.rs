@@ -16,8 +16,9 @@ use crate::config::Config;
 use crate::conn::handler::Handler;
 use crate::lifecycle::ConnEvent;
 use crate::server::admission::{default_max_connections, Hook, Shared};
+use crate::server::drain::DrainReport;
 use crate::server::stats::{Snapshot, Stats};
-use crate::server::worker::{self, DrainReport, Worker};
+use crate::server::worker::{self, Worker};
 
 /// Builds a [`Server`]: every setting of [`Config`], then [`Builder::bind`].
 ///

@@ -3,6 +3,7 @@
 
 pub(crate) mod admission;
 pub(crate) mod builder;
+pub(crate) mod drain;
 pub(crate) mod park;
 pub(crate) mod registry;
 pub(crate) mod stats;

@@ -11,19 +11,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::{Config, PARK_AFTER_UNDER_PRESSURE};
 use crate::conn::buffers::Pool;
+use crate::conn::handler::Handler;
 use crate::conn::host::{Host, Kick};
 use crate::conn::timed_io::Timer;
 use crate::conn::{self, linger, Parking, Resume, Start};
-use crate::conn::handler::Handler;
 use crate::lifecycle::{CloseReason, ConnEvent, ConnState};
 use crate::proto::status::Status;
 use crate::proto::{date, encode};
 use crate::server::admission::{Hook, Shared, Ticket};
+use crate::server::drain::{self, DrainReport, Live};
 use crate::server::park::Park;
 use crate::server::registry::{Parked, Registry};
 use crate::server::stats::{bump, Counters};
@@ -43,8 +44,8 @@ pub(crate) struct Worker<H> {
     /// Where idle connections park, unless parking is off.
     pub park: Option<Park>,
     next_id: Cell<u64>,
-    live: Cell<usize>,
-    all_closed: Notify,
+    /// Connections admitted and not yet closed (parked ones included).
+    pub live: Live,
 }
 
 impl<H: Handler> Worker<H> {
@@ -61,8 +62,7 @@ impl<H: Handler> Worker<H> {
             draining: Cell::new(false),
             registry: Registry::default(),
             next_id: Cell::new(0),
-            live: Cell::new(0),
-            all_closed: Notify::new(),
+            live: Live::default(),
         }
     }
 
@@ -185,22 +185,19 @@ impl<H: Handler> Host for Worker<H> {
 impl<H> Worker<H> {
     /// Takes a connection out of the live count.
     pub fn connection_ended(&self) {
-        self.live.set(self.live.get() - 1);
-        if self.live.get() == 0 {
-            self.all_closed.notify_one();
-        }
+        self.live.remove();
     }
 }
 
 /// Holds a connection's place in the live count (and its admission ticket) even if a
 /// handler panics and the task is torn down. A parking connection takes the ticket along
 /// and keeps its place.
-struct Live<H: Handler> {
+struct Held<H: Handler> {
     w: Rc<Worker<H>>,
     ticket: Option<Ticket>,
 }
 
-impl<H: Handler> Drop for Live<H> {
+impl<H: Handler> Drop for Held<H> {
     fn drop(&mut self) {
         if self.ticket.is_some() {
             self.w.connection_ended();
@@ -215,7 +212,7 @@ pub(crate) fn spawn_conn<H: Handler>(
     stream: TcpStream,
     start: Start,
 ) {
-    let live = Live {
+    let live = Held {
         w: w.clone(),
         ticket: Some(ticket),
     };
@@ -302,31 +299,6 @@ fn per_connection(e: &io::Error) -> bool {
     )
 }
 
-/// What one worker's shutdown found.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DrainReport {
-    /// Connections open when shutdown started.
-    pub connections: u64,
-    /// Requests answered after shutdown started.
-    pub requests_completed: u64,
-    /// Connections that closed on their own terms during the drain.
-    pub connections_closed: u64,
-    /// Connections still open at the hard deadline, and cut.
-    pub connections_cut: u64,
-    /// Of those, connections that were in the middle of a request.
-    pub requests_cut: u64,
-}
-
-impl std::ops::AddAssign for DrainReport {
-    fn add_assign(&mut self, o: Self) {
-        self.connections += o.connections;
-        self.requests_completed += o.requests_completed;
-        self.connections_closed += o.connections_closed;
-        self.connections_cut += o.connections_cut;
-        self.requests_cut += o.requests_cut;
-    }
-}
-
 /// Accepts until `stop` fires, then drains this worker's connections in two phases.
 /// Carries out the evictions other workers ask of this one.
 async fn evictor<H: Handler>(w: Rc<Worker<H>>) {
@@ -394,7 +366,8 @@ pub(crate) async fn run<H: Handler>(
         e.abort();
     }
     heartbeat.abort();
-    drain(&w, start).await
+    let requests = || w.counters().requests.load(Ordering::Relaxed);
+    drain::drain(&w.cfg, &w.registry, &w.live, requests, start).await
 }
 
 /// Keeps the runtime's timer driver due to wake within a second. tokio wakes its driver
@@ -409,49 +382,12 @@ async fn heartbeat() {
     }
 }
 
-/// The two phases of a shutdown (see [`crate::Running::shutdown`]).
-async fn drain<H: Handler>(w: &Worker<H>, start: Instant) -> DrainReport {
-    let cfg = &*w.cfg;
-    let requests = |w: &Worker<H>| {
-        w.counters()
-            .requests
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
-    let (requests_before, open_before) = (requests(w), w.live.get() as u64);
-    // Phase 1: every response closes; idle connections go once idle for the minimum age.
-    w.registry.kick_all(Kick::Drain);
-    wait_all_closed(w, start + cfg.drain_window).await;
-    // Phase 2: idle connections go now; requests in flight may finish until the deadline.
-    w.registry.kick_all(Kick::Close);
-    wait_all_closed(w, start + cfg.shutdown_timeout.max(cfg.drain_window)).await;
-    let active = w.registry.active_count() as u64;
-    let cut = w.live.get() as u64;
-    DrainReport {
-        connections: open_before,
-        requests_completed: requests(w) - requests_before,
-        connections_closed: open_before.saturating_sub(cut),
-        connections_cut: cut,
-        requests_cut: active,
-    }
-}
-
-async fn wait_all_closed<H: Handler>(w: &Worker<H>, until: Instant) {
-    while w.live.get() > 0 {
-        if tokio::time::timeout_at(until, w.all_closed.notified())
-            .await
-            .is_err()
-        {
-            return;
-        }
-    }
-}
-
 fn accept<H: Handler>(w: &Rc<Worker<H>>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     match w.admit(peer) {
         Ok(ticket) => {
             bump(&w.counters().accepted);
-            w.live.set(w.live.get() + 1);
+            w.live.add();
             spawn_conn(w, ticket, stream, Start::New(peer));
         }
         Err(status) => {
