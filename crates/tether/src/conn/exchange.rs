@@ -6,6 +6,7 @@ use std::io;
 
 use crate::conn::transport::Transport;
 use crate::lifecycle::CloseReason;
+use crate::proto::encode::Persistence;
 use crate::proto::parse::Version;
 
 /// Per-request facts shared by the connection, the body reader and the response.
@@ -27,14 +28,9 @@ pub(crate) struct Exchange<'a> {
 pub(crate) struct Plan {
     /// Already decided to close after this response.
     pub close: Option<CloseReason>,
-    /// Echo `Connection: keep-alive` (HTTP/1.0).
-    pub http10_keep_alive: bool,
-    /// Send a `Keep-Alive` header on persistent responses.
-    pub keep_alive_header: bool,
-    /// The idle timeout to advertise, in whole seconds.
-    pub keep_alive_timeout: Option<u64>,
-    /// Requests this connection may still serve after this one (`Keep-Alive: max=`).
-    pub remaining: Option<u64>,
+    /// What a persistent response says: `Connection: keep-alive` for an HTTP/1.0 client,
+    /// `Keep-Alive: timeout=, max=` (the requests it may still serve after this one).
+    pub persist: Persistence,
     /// Unread body bytes the connection is willing to discard.
     pub drain_bytes: u64,
 }

@@ -40,20 +40,6 @@ impl From<Option<CloseReason>> for Finish {
     }
 }
 
-impl Plan {
-    /// What the response head says about the connection, once the close is decided.
-    #[inline]
-    pub fn persistence(&self, close: Option<CloseReason>) -> Persistence {
-        Persistence {
-            close: close.is_some(),
-            http10_keep_alive: self.http10_keep_alive,
-            keep_alive_header: self.keep_alive_header,
-            timeout: self.keep_alive_timeout,
-            max: self.remaining,
-        }
-    }
-}
-
 /// A connection's own limits, fixed at accept: requests it may serve (0 = unlimited) and
 /// when it expires. Both are lowered at random by up to `limit_jitter`, so that
 /// connections opened together do not reconnect together.
@@ -97,12 +83,16 @@ pub(crate) fn plan(cfg: &Config, head: &Head, s: Standing) -> Plan {
     };
     Plan {
         close,
-        http10_keep_alive: head.version == Version::Http10 && head.conn_keep_alive,
-        keep_alive_header: cfg.keep_alive_header,
-        // Whole seconds, rounded down: the advertised timeout must never be longer than
-        // the real one.
-        keep_alive_timeout: Some(cfg.idle_timeout.as_secs()).filter(|&t| t > 0),
-        remaining: (s.max_requests > 0).then(|| s.max_requests - s.served - 1),
+        persist: Persistence {
+            http10_keep_alive: head.version == Version::Http10 && head.conn_keep_alive,
+            keep_alive_header: cfg.keep_alive_header,
+            // Whole seconds, rounded down: the advertised timeout must never be longer than
+            // the real one.
+            // (and saturated: no idle timeout is longer than 136 years).
+            timeout: Some(u32::try_from(cfg.idle_timeout.as_secs()).unwrap_or(u32::MAX))
+                .filter(|&t| t > 0),
+            max: (s.max_requests > 0).then(|| s.max_requests - s.served - 1),
+        },
         drain_bytes: cfg.drain_bytes,
     }
 }
@@ -289,7 +279,7 @@ mod tests {
         let h10_ka = head(Version::Http10, false, true);
         let p = plan(&cfg, &h10_ka, standing());
         assert_eq!(p.close, None);
-        assert!(p.http10_keep_alive);
+        assert!(p.persist.http10_keep_alive);
         let last = Standing {
             served: 4,
             max_requests: 5,
@@ -297,7 +287,7 @@ mod tests {
         };
         let p = plan(&cfg, &h11, last);
         assert_eq!(p.close, Some(CloseReason::MaxRequests));
-        assert_eq!(p.remaining, Some(0));
+        assert_eq!(p.persist.max, Some(0));
         let expired = Standing {
             expires: Some(Instant::now() - Duration::from_millis(1)),
             ..standing()

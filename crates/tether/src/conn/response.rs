@@ -87,8 +87,22 @@ fn valid_name(name: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// True when `v` holds no CR, LF or NUL, which could split the head. Eight bytes at a time
+/// (the last eight overlapping the others): nearly every response sets a content type.
+#[inline]
 fn valid_value(v: &[u8]) -> bool {
-    v.iter().all(|&b| b != b'\r' && b != b'\n' && b != 0)
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Exact: some byte of `w` is zero iff this has a bit set.
+    let zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
+    let bad = |c: &[u8; 8]| {
+        let w = u64::from_ne_bytes(*c);
+        zero(w) | zero(w ^ (ONES * u64::from(b'\r'))) | zero(w ^ (ONES * u64::from(b'\n'))) != 0
+    };
+    let Some(last) = v.last_chunk::<8>() else {
+        return v.iter().all(|&b| b != b'\r' && b != b'\n' && b != 0);
+    };
+    !bad(last) && !v.chunks_exact(8).any(|c| c.try_into().is_ok_and(&bad))
 }
 
 impl<'a> Response<'a> {
@@ -290,8 +304,15 @@ impl<'a> Response<'a> {
 
     #[inline]
     fn encode_head(&mut self, length: BodyLength, close: Option<CloseReason>) {
-        let persistence = self.cx.plan.persistence(close);
-        encode::head(self.out, self.status, self.headers, length, &persistence);
+        let plan = &self.cx.plan;
+        encode::head(
+            self.out,
+            self.status,
+            self.headers,
+            length,
+            close.is_some(),
+            &plan.persist,
+        );
     }
 }
 
@@ -304,6 +325,17 @@ mod tests {
         assert!(valid_name(b"X-Custom"));
         assert!(!valid_name(b"X Custom"));
         assert!(!valid_value(b"a\r\nInjected: 1"));
+        for bad in [b'\r', b'\n', 0] {
+            for len in 1..20 {
+                for at in 0..len {
+                    let mut v = vec![b'a'; len];
+                    assert!(valid_value(&v));
+                    v[at] = bad;
+                    assert!(!valid_value(&v), "{bad} at {at} of {len}");
+                }
+            }
+        }
+        assert!(valid_value("text/plain; charset=utf-8 \u{e9}\t".as_bytes()));
         assert!(engine_owned(b"Content-Length"));
     }
 }

@@ -23,29 +23,29 @@ pub enum BodyLength {
     UntilClose,
 }
 
-/// What the head says about the connection after this response.
+/// What the head of a persistent response says about the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Persistence {
-    /// `Connection: close`.
-    pub close: bool,
     /// `Connection: keep-alive` (an HTTP/1.0 client asked for it).
     pub http10_keep_alive: bool,
     /// Send `Keep-Alive: timeout=, max=` on a persistent response.
     pub keep_alive_header: bool,
     /// The idle timeout to advertise, in whole seconds.
-    pub timeout: Option<u64>,
+    pub timeout: Option<u32>,
     /// Requests the connection may still serve.
     pub max: Option<u64>,
 }
 
 /// Appends a response head: status line, `Date`, the handler's header lines (`fields`,
-/// already encoded), framing and persistence, and the blank line.
+/// already encoded), framing, `Connection: close` when `close`, else what `persistence`
+/// says, and the blank line.
 #[inline]
 pub fn head(
     out: &mut Vec<u8>,
     status: Status,
     fields: &[u8],
     length: BodyLength,
+    close: bool,
     persistence: &Persistence,
 ) {
     status_line(out, status);
@@ -62,7 +62,7 @@ pub fn head(
             BodyLength::UntilClose => {}
         }
     }
-    if persistence.close {
+    if close {
         out.extend_from_slice(b"Connection: close\r\n");
     } else {
         if persistence.http10_keep_alive {
@@ -76,8 +76,8 @@ pub fn head(
 }
 
 /// `Keep-Alive: timeout=N, max=M`, with whichever parameters apply.
-pub fn keep_alive_line(out: &mut Vec<u8>, timeout: Option<u64>, max: Option<u64>) {
-    let params = [(&b"timeout="[..], timeout), (b"max=", max)];
+pub fn keep_alive_line(out: &mut Vec<u8>, timeout: Option<u32>, max: Option<u64>) {
+    let params = [(&b"timeout="[..], timeout.map(u64::from)), (b"max=", max)];
     let mut sep: &[u8] = b"Keep-Alive: ";
     for (name, value) in params {
         if let Some(v) = value {
@@ -93,6 +93,7 @@ pub fn keep_alive_line(out: &mut Vec<u8>, timeout: Option<u64>, max: Option<u64>
 }
 
 /// Appends the status line (`HTTP/1.1 200 OK`).
+#[inline]
 pub fn status_line(out: &mut Vec<u8>, status: Status) {
     match status.line() {
         Some(line) => out.extend_from_slice(line),
@@ -192,7 +193,6 @@ mod tests {
     fn heads_say_how_the_connection_goes_on() {
         let mut out = Vec::new();
         let keep = Persistence {
-            close: false,
             http10_keep_alive: true,
             keep_alive_header: true,
             timeout: Some(75),
@@ -203,6 +203,7 @@ mod tests {
             Status::OK,
             b"X: 1\r\n",
             BodyLength::Known(5),
+            false,
             &keep,
         );
         let s = String::from_utf8(out).unwrap();
@@ -211,16 +212,13 @@ mod tests {
             "X: 1\r\nContent-Length: 5\r\nConnection: keep-alive\r\nKeep-Alive: timeout=75, max=9\r\n\r\n"
         ));
         let mut out = Vec::new();
-        let close = Persistence {
-            close: true,
-            ..keep
-        };
         head(
             &mut out,
             Status::NO_CONTENT,
             b"",
             BodyLength::Chunked,
-            &close,
+            true,
+            &keep,
         );
         let s = String::from_utf8(out).unwrap();
         assert!(s.ends_with("GMT\r\nConnection: close\r\n\r\n"), "{s}");
