@@ -16,7 +16,7 @@ use tether::{
 };
 use tether_test_support::client::{assert_turns_to, Client};
 use tether_test_support::events::{trail, Events};
-use tether_test_support::request::{get, get_with, post_head};
+use tether_test_support::request::{get, get10, get_with, post_head};
 use tether_test_support::server::{builder, start};
 use tether_test_support::wait::{eventually, WAIT};
 
@@ -318,6 +318,16 @@ fn close_reasons_are_typed() {
                 let r = c.reply();
                 assert!(r.closes(), "{r:?}");
                 c.expect_closed();
+                None
+            }),
+        ),
+        (
+            "a streamed body to an HTTP/1.0 client, delimited by the close",
+            CloseDelimited,
+            1,
+            Box::new(|mut c| {
+                let r = c.request(&get10("/stream", &["Connection: keep-alive"]));
+                assert!(r.close_delimited, "{r:?}");
                 None
             }),
         ),

@@ -120,3 +120,99 @@ impl Transport for TcpStream {
         Some(std::net::TcpStream::from(fd))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A connected pair over loopback: the server side as tokio's stream, the client side
+    /// blocking.
+    async fn pair() -> (TcpStream, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        (TcpStream::from_std(server).unwrap(), client)
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn tcp_sends_a_file_range_without_copying() {
+        let path = std::env::temp_dir().join(format!("tether-sendfile-{}", std::process::id()));
+        let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(&content)
+            .unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let (offset, len) = (1_000usize, 250_000usize);
+        runtime().block_on(async {
+            let (server, mut client) = pair().await;
+            let reader = std::thread::spawn(move || {
+                let mut got = vec![0; len];
+                client.read_exact(&mut got).unwrap();
+                got
+            });
+            let mut sent = 0;
+            while sent < len {
+                match Transport::sendfile(&server, &file, (offset + sent) as u64, len - sent) {
+                    Some(Ok(n)) => sent += n,
+                    Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                        server.writable().await.unwrap()
+                    }
+                    other => panic!("sendfile: {other:?}"),
+                }
+            }
+            assert_eq!(reader.join().unwrap(), content[offset..offset + len]);
+        });
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn tcp_parks_a_duplicate_of_its_socket() {
+        runtime().block_on(async {
+            let (server, mut client) = pair().await;
+            let parked = server.park_socket().expect("a duplicate descriptor");
+            assert_eq!(parked.local_addr().unwrap(), server.local_addr().unwrap());
+            drop(server);
+            // The connection lives on in the duplicate.
+            (&parked).write_all(b"still here").unwrap();
+            let mut got = [0u8; 10];
+            client.read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"still here");
+        });
+    }
+
+    #[test]
+    fn shutdown_ends_the_sending_side_only() {
+        runtime().block_on(async {
+            let (server, mut client) = pair().await;
+            server.writable().await.unwrap();
+            Transport::try_write(&server, b"last").unwrap();
+            server.shutdown_write().unwrap();
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).unwrap();
+            assert_eq!(got, b"last");
+            client.write_all(b"x").unwrap();
+            // The receiving side still works: the client's byte arrives.
+            let mut buf = [0u8; 4];
+            let n = loop {
+                std::future::poll_fn(|cx| Transport::poll_read_ready(&server, cx))
+                    .await
+                    .unwrap();
+                match Transport::try_read(&server, &mut buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    r => break r.unwrap(),
+                }
+            };
+            assert_eq!(&buf[..n], b"x");
+        });
+    }
+}
