@@ -12,6 +12,15 @@ use crate::proto::encode::CONTINUE;
 use crate::proto::framing::{ChunkError, ChunkedDecoder};
 use crate::proto::parse::BodyFraming;
 
+/// Takes up to `avail` bytes of a `Content-Length` body with `remaining` bytes to come;
+/// returns how many.
+#[inline]
+fn take(remaining: &mut u64, avail: usize) -> usize {
+    let n = avail.min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+    *remaining -= n as u64;
+    n
+}
+
 enum Decode {
     Length(u64),
     Chunked(ChunkedDecoder),
@@ -116,10 +125,7 @@ impl<'a> Body<'a> {
                 let avail = &self.buf[self.pos..self.filled];
                 match &mut self.decode {
                     Decode::Length(remaining) => {
-                        let n = avail
-                            .len()
-                            .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
-                        *remaining -= n as u64;
+                        let n = take(remaining, avail.len());
                         let start = self.pos;
                         self.pos += n;
                         break start..start + n;
@@ -268,13 +274,7 @@ impl<'a> Body<'a> {
         while !self.is_done() && self.pos < self.filled && self.cx.body.error.get().is_none() {
             let avail = &self.buf[self.pos..self.filled];
             match &mut self.decode {
-                Decode::Length(remaining) => {
-                    let n = avail
-                        .len()
-                        .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
-                    *remaining -= n as u64;
-                    self.pos += n;
-                }
+                Decode::Length(remaining) => self.pos += take(remaining, avail.len()),
                 Decode::Chunked(d) => match d.step(avail) {
                     Ok(step) => self.pos += step.consumed,
                     Err(_) => {
