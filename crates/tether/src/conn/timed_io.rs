@@ -70,30 +70,6 @@ impl Timer {
             sleep.as_mut().reset(deadline);
         }
     }
-
-    /// Waits until `stream` is readable (`Some`) or `deadline` passes (`None`).
-    ///
-    /// Polls the socket's readiness in place rather than through a stored future, so that
-    /// the wait adds almost nothing to the connection's future.
-    pub async fn readable<T: Transport + ?Sized>(
-        &mut self,
-        stream: &T,
-        deadline: Option<Instant>,
-    ) -> Option<io::Result<()>> {
-        if let Some(d) = deadline {
-            self.arm(d);
-        }
-        poll_fn(|cx| {
-            if let Poll::Ready(r) = stream.poll_read_ready(cx) {
-                return Poll::Ready(Some(r));
-            }
-            match deadline {
-                Some(d) => self.poll_expired(d, cx).map(|()| None),
-                None => Poll::Pending,
-            }
-        })
-        .await
-    }
 }
 
 /// Outcome of a bounded read.
@@ -124,18 +100,31 @@ pub(crate) async fn read_some<T: Transport + ?Sized>(
     timer: &mut Timer,
     deadline: Option<Instant>,
 ) -> io::Result<Read> {
-    loop {
+    if let Some(d) = deadline {
+        timer.arm(d);
+    }
+    // One poll function rather than nested futures: this wait sits inside the connection's
+    // future (reading a head, a body, lingering), whose size every connection pays.
+    poll_fn(|cx| loop {
         match try_read(stream, buf) {
-            Ok(n) => return Ok(Read::Data(n)),
+            Ok(n) => return Poll::Ready(Ok(Read::Data(n))),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Poll::Ready(Err(e)),
         }
-        match timer.readable(stream, deadline).await {
-            Some(r) => r?,
-            None => return Ok(Read::TimedOut),
+        // Readiness may be stale: the read above then failed and cleared it, so this polls
+        // again at most once before it registers the waker.
+        match stream.poll_read_ready(cx) {
+            Poll::Ready(Ok(())) => continue,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {}
         }
-    }
+        return match deadline {
+            Some(d) => timer.poll_expired(d, cx).map(|()| Ok(Read::TimedOut)),
+            None => Poll::Pending,
+        };
+    })
+    .await
 }
 
 /// The deadline `timeout` from now, or none when the timeout is disabled (zero).

@@ -16,7 +16,9 @@ use tokio::net::TcpStream;
 /// A non-blocking byte stream under one connection.
 pub trait Transport {
     /// Reads what is available into `buf` without waiting: `Ok(0)` at the end of the
-    /// stream, `WouldBlock` when nothing is available yet.
+    /// stream, `WouldBlock` when nothing is available yet. A `WouldBlock` clears the read
+    /// readiness, so that [`Transport::poll_read_ready`] then waits for new input (as
+    /// tokio's sockets do); otherwise a reader would poll in a loop.
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize>;
 
     /// Ready when a read may make progress (data, end of stream or an error).
