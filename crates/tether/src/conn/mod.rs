@@ -339,11 +339,8 @@ impl<'w, W: Host, T: Transport> Conn<'w, W, T> {
             expires: self.expires,
             draining: self.w.draining(),
         };
-        // The concrete stream for the connection's own writes; the exchange's handler-facing
-        // types take it as a trait object.
-        let stream = &self.stream;
         let cx = Exchange {
-            io: stream,
+            io: &self.stream,
             plan: keepalive::plan(cfg, &self.head, standing),
             is_head: self.head.is_head,
             version: self.head.version,
@@ -363,7 +360,7 @@ impl<'w, W: Host, T: Transport> Conn<'w, W, T> {
                 }
             }
             if !b.write.is_empty() {
-                if let Err(e) = flush(stream, &mut b.write, cfg.write_timeout).await {
+                if let Err(e) = flush(&self.stream, &mut b.write, cfg.write_timeout).await {
                     return Finish::Close(keepalive::io_reason(&e));
                 }
             }
@@ -408,7 +405,9 @@ impl<'w, W: Host, T: Transport> Conn<'w, W, T> {
         let mut finish = res.finish(result);
         if finish == Finish::KeepAlive && !req.body.discard_buffered() {
             // Answer first, then discard the rest of the body within the budget.
-            finish = match flush(stream, &mut b.write, cfg.write_timeout).await {
+            // Rare (a body left unread): through the exchange's trait object, so that the
+            // exchange does not keep the stream's reference across the handler.
+            finish = match flush(cx.io, &mut b.write, cfg.write_timeout).await {
                 Err(e) => Finish::Close(keepalive::io_reason(&e)),
                 Ok(()) => keepalive::after_discard(
                     req.body
