@@ -23,7 +23,10 @@
 //! ```
 //!
 //! Data flows one way: socket → read buffer → [`parse`] → [`Handler`] → write buffer →
-//! socket; the connection state machine (`conn`) alone decides whether a connection lives on.
+//! socket. The engine is three layers whose imports run one way (ARCHITECTURE.md is the
+//! map): `proto` (bytes only), `conn` (one connection's life, over a [`Transport`]; its
+//! `keepalive` module alone decides whether a connection lives on) and `server` (workers,
+//! admission, parking, counters, drain).
 //!
 //! ## Memory of an idle connection
 //! Between requests a connection gives its read and write buffers back to its worker's pool

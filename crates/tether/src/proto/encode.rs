@@ -76,6 +76,7 @@ pub fn head(
 }
 
 /// `Keep-Alive: timeout=N, max=M`, with whichever parameters apply.
+#[inline(always)]
 pub fn keep_alive_line(out: &mut Vec<u8>, timeout: Option<u32>, max: Option<u64>) {
     let params = [(&b"timeout="[..], timeout.map(u64::from)), (b"max=", max)];
     let mut sep: &[u8] = b"Keep-Alive: ";
@@ -93,7 +94,7 @@ pub fn keep_alive_line(out: &mut Vec<u8>, timeout: Option<u32>, max: Option<u64>
 }
 
 /// Appends the status line (`HTTP/1.1 200 OK`).
-#[inline]
+#[inline(always)]
 pub fn status_line(out: &mut Vec<u8>, status: Status) {
     match status.line() {
         Some(line) => out.extend_from_slice(line),
