@@ -41,6 +41,8 @@ mod conn;
 mod lifecycle;
 mod proto;
 mod server;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 pub use config::{Config, Kind, Setting, PARK_AFTER_UNDER_PRESSURE};
 pub use conn::body::Body;

@@ -20,6 +20,8 @@ enum Out {
     Buffered,
     Static(&'static [u8]),
     Bytes(Bytes),
+    /// The answer to a `HEAD` request: no bytes, only the length a `GET` would get.
+    Length(u64),
 }
 
 impl Out {
@@ -29,6 +31,15 @@ impl Out {
             Out::Buffered => buffered,
             Out::Static(b) => b,
             Out::Bytes(b) => b,
+            Out::Length(_) => &[],
+        }
+    }
+
+    /// The `Content-Length` the head announces.
+    fn len(&self, buffered: &[u8]) -> u64 {
+        match self {
+            Out::Length(n) => *n,
+            out => out.bytes(buffered).len() as u64,
         }
     }
 }
@@ -188,6 +199,16 @@ impl<'a> Response<'a> {
         self
     }
 
+    /// For a `HEAD` request, announces the `Content-Length` of the body a `GET` would get,
+    /// without the body (replacing a body set before). Ignored for other methods, whose
+    /// length always comes from the body sent.
+    pub fn head_length(&mut self, len: u64) -> &mut Self {
+        if self.cx.is_head {
+            self.body = Out::Length(len);
+        }
+        self
+    }
+
     /// Appends to the buffered body (replacing a static or shared body set before).
     pub fn write(&mut self, data: &[u8]) -> &mut Self {
         self.body_buf().extend_from_slice(data);
@@ -294,7 +315,7 @@ impl<'a> Response<'a> {
             Verdict::Drop(reason) => return Finish::Close(reason),
         }
         let close = keepalive::at_head(&cx.plan, &cx.body, self.close, false);
-        let len = self.body.bytes(self.buffered).len();
+        let len = self.body.len(self.buffered);
         self.encode_head(BodyLength::Known(len), close);
         if sends_body {
             self.out.extend_from_slice(self.body.bytes(self.buffered));

@@ -16,7 +16,7 @@ pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyLength {
     /// `Content-Length: n`.
-    Known(usize),
+    Known(u64),
     /// `Transfer-Encoding: chunked`.
     Chunked,
     /// Delimited by the close of the connection (HTTP/1.0 streaming).

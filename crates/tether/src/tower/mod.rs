@@ -1,0 +1,158 @@
+//! Run tower services (axum routers, tower-http stacks) on the engine, with every lifecycle
+//! feature of the engine: timeouts, limits, eviction, parking, the two-phase drain, states,
+//! close reasons, counters and the hook are the engine's, not a second code path.
+//!
+//! ```no_run
+//! use axum::{routing::get, Router};
+//!
+//! let app = Router::new().route("/", get(|| async { "Hello, World!" }));
+//! // Instead of `axum::serve(listener, app)`:
+//! let server = tether::Server::builder().bind("127.0.0.1:8080")?;
+//! tether::tower::run_until(server, app, std::future::pending::<()>())?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Each worker runs the service as a [`Handler`]: per request it clones the service, waits
+//! for `poll_ready` and calls it (as hyper-util's `TowerToHyperService` does). A connection
+//! keeps no service state between requests, so a parked connection is as small as with any
+//! other handler.
+//!
+//! The request is built from the parsed head: method, URI, version and headers, the header
+//! values sliced from one shared copy of the head rather than allocated one by one; the
+//! client's address is the request extension `SocketAddr`. The body is a [`Body`] that
+//! reads lazily through the engine (see its documentation).
+//!
+//! The response: a body of one frame whose size is known goes out with `Content-Length`;
+//! any other streams, chunked on HTTP/1.1 and delimited by the close on HTTP/1.0. A service
+//! error, or a body error before the head is out, is `500` and a close; after the head, the
+//! connection closes so that the client sees an incomplete body.
+//!
+//! Upgrades (WebSocket) are not supported: axum's `WebSocketUpgrade` needs hyper's private
+//! upgrade type, finds none, and answers with its own `426 Upgrade Required`.
+
+mod body;
+mod request;
+mod response;
+
+use std::future::{poll_fn, Future};
+use std::io;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tower_service::Service;
+
+pub use body::{Body, BoxError};
+
+use crate::conn::handler::Handler;
+use crate::conn::request::Request;
+use crate::conn::response::Response;
+use crate::server::builder::{Running, Server, Stopped};
+
+/// A tower service as a [`Handler`]: what each worker runs.
+#[derive(Clone, Debug)]
+pub struct TowerHandler<S> {
+    service: S,
+}
+
+impl<S> TowerHandler<S> {
+    /// Wraps `service`.
+    pub fn new(service: S) -> Self {
+        TowerHandler { service }
+    }
+}
+
+/// Starts `server` with `service` on every worker (each worker gets a clone), in the
+/// background, as [`Server::spawn`] does.
+///
+/// # Errors
+/// As [`Server::spawn`]: a worker thread or runtime that cannot start.
+pub fn serve<S, B>(server: Server, service: S) -> io::Result<Running>
+where
+    S: Service<http::Request<Body>, Response = http::Response<B>> + Clone + Send + Sync + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + 'static,
+    B::Error: Into<BoxError>,
+{
+    server.spawn(move || TowerHandler::new(service.clone()))
+}
+
+/// Serves `service` until `shutdown` completes, then drains as [`Running::shutdown`] does
+/// (the two phases, with `Connection: close` on responses during the drain window).
+///
+/// # Errors
+/// As [`Server::run_until`].
+pub fn run_until<S, B, F>(server: Server, service: S, shutdown: F) -> io::Result<Stopped>
+where
+    S: Service<http::Request<Body>, Response = http::Response<B>> + Clone + Send + Sync + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + 'static,
+    B::Error: Into<BoxError>,
+    F: Future<Output = ()>,
+{
+    server.run_until(move || TowerHandler::new(service.clone()), shutdown)
+}
+
+/// Starts `server` with a service made on each worker's thread by `make`: for services
+/// that are not `Send` (they never leave their worker).
+///
+/// # Errors
+/// As [`Server::spawn`].
+pub fn serve_with<M, S, B>(server: Server, make: M) -> io::Result<Running>
+where
+    M: Fn() -> S + Send + Sync + 'static,
+    S: Service<http::Request<Body>, Response = http::Response<B>> + Clone + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + 'static,
+    B::Error: Into<BoxError>,
+{
+    server.spawn(move || TowerHandler::new(make()))
+}
+
+impl<S, B> Handler for TowerHandler<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<B>> + Clone + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + 'static,
+    B::Error: Into<BoxError>,
+{
+    async fn call(&self, req: &mut Request<'_>, res: &mut Response<'_>) -> io::Result<()> {
+        let is_head = req.method() == "HEAD";
+        let (request, feed) = match request::build(req) {
+            Ok(built) => built,
+            Err(status) => {
+                res.status(status).close();
+                return Ok(());
+            }
+        };
+        let mut service = self.service.clone();
+        poll_fn(|cx| service.poll_ready(cx))
+            .await
+            .map_err(|e| io::Error::other(e.into()))?;
+        let call = service.call(request);
+        let response = match feed {
+            None => call.await,
+            Some(feed) => feeding(call, &feed, req).await,
+        }
+        .map_err(|e| io::Error::other(e.into()))?;
+        response::write(response, res, is_head).await
+    }
+}
+
+/// Runs the service's future, reading the request body whenever the service asks for more.
+async fn feeding<F: Future>(call: F, feed: &Arc<body::Feed>, req: &mut Request<'_>) -> F::Output {
+    let mut call = std::pin::pin!(call);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut call => return out,
+            () = feed.wanted() => {
+                let next = req
+                    .body()
+                    .chunk()
+                    .await
+                    .map(|c| c.map(Bytes::copy_from_slice));
+                feed.put(next);
+            }
+        }
+    }
+}

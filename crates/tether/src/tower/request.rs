@@ -1,0 +1,60 @@
+//! The `http::Request` a service receives, built from the engine's parsed head.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+
+use crate::conn::request::Request;
+use crate::proto::parse::{BodyFraming, Version};
+use crate::proto::status::Status;
+use crate::tower::body::{Body, Feed};
+
+/// Builds the request for the service, and the feed of its body when it has one. The head
+/// is copied once; the URI and every header value are slices of that copy.
+///
+/// # Errors
+/// `400` for a head the engine accepted but the `http` types refuse (a target or a header
+/// value outside their grammar).
+pub(crate) fn build(
+    req: &mut Request<'_>,
+) -> Result<(http::Request<Body>, Option<Arc<Feed>>), Status> {
+    let (head, bytes) = (req.head, req.bytes);
+    let shared = Bytes::copy_from_slice(bytes);
+    let range = |r: &[u8]| {
+        let start = r.as_ptr() as usize - bytes.as_ptr() as usize;
+        shared.slice(start..start + r.len())
+    };
+    let method = http::Method::from_bytes(head.method(bytes)).map_err(|_| Status::BAD_REQUEST)?;
+    let uri =
+        http::Uri::from_maybe_shared(range(head.target(bytes))).map_err(|_| Status::BAD_REQUEST)?;
+    let mut headers = http::HeaderMap::with_capacity(head.fields.len());
+    for i in 0..head.fields.len() {
+        let (name, value) = head.field(bytes, i);
+        let name = HeaderName::from_bytes(name).map_err(|_| Status::BAD_REQUEST)?;
+        let value =
+            HeaderValue::from_maybe_shared(range(value)).map_err(|_| Status::BAD_REQUEST)?;
+        headers.append(name, value);
+    }
+    let (body, feed) = match head.framing {
+        BodyFraming::Empty => (Body::empty(), None),
+        framing => {
+            let feed = Arc::new(Feed::default());
+            let length = match framing {
+                BodyFraming::Length(n) => Some(n),
+                _ => None,
+            };
+            (Body::fed(feed.clone(), length), Some(feed))
+        }
+    };
+    let mut request = http::Request::new(body);
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = match head.version {
+        Version::Http10 => http::Version::HTTP_10,
+        Version::Http11 => http::Version::HTTP_11,
+    };
+    *request.headers_mut() = headers;
+    request.extensions_mut().insert(req.peer);
+    Ok((request, feed))
+}

@@ -1,0 +1,84 @@
+//! Writing the service's `http::Response` through the engine's response.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+
+use bytes::{Buf, Bytes};
+use http_body::Body as _;
+
+use crate::conn::response::Response;
+use crate::proto::status::Status;
+use crate::tower::body::BoxError;
+
+/// Writes `response`: one data frame of the announced size goes out with `Content-Length`
+/// (the `Bytes` handed over, not copied here); anything else streams. The answer to a
+/// `HEAD` request keeps the `Content-Length` the service gave (the length of the `GET`),
+/// and its body is not read.
+///
+/// # Errors
+/// A body error (before the head is out the engine answers `500`; after, it closes the
+/// connection), or a failed write.
+pub(crate) async fn write<B>(
+    response: http::Response<B>,
+    res: &mut Response<'_>,
+    is_head: bool,
+) -> io::Result<()>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = response.into_parts();
+    res.status(Status(parts.status.as_u16()));
+    for (name, value) in &parts.headers {
+        res.header(name.as_str(), value.as_bytes());
+    }
+    if is_head {
+        let length = parts.headers.get(http::header::CONTENT_LENGTH);
+        if let Some(n) = length.and_then(|v| v.to_str().ok()?.parse().ok()) {
+            res.head_length(n);
+        }
+        return Ok(());
+    }
+    let mut body = std::pin::pin!(body);
+    if body.is_end_stream() {
+        return Ok(());
+    }
+    let exact = body.size_hint().exact();
+    let Some(first) = next_data(body.as_mut()).await? else {
+        return Ok(());
+    };
+    if exact == Some(first.len() as u64) || body.is_end_stream() {
+        res.body_bytes(first);
+        return Ok(());
+    }
+    res.start_stream().await?;
+    res.send_chunk(&first).await?;
+    while let Some(data) = next_data(body.as_mut()).await? {
+        res.send_chunk(&data).await?;
+    }
+    Ok(())
+}
+
+/// The next data frame of `body` as `Bytes` (trailers skipped), or `None` at its end.
+async fn next_data<B>(mut body: Pin<&mut B>) -> io::Result<Option<Bytes>>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    loop {
+        let frame = poll_fn(|cx| body.as_mut().poll_frame(cx)).await;
+        match frame {
+            None => return Ok(None),
+            Some(Err(e)) => return Err(io::Error::other(e.into())),
+            Some(Ok(frame)) => {
+                if let Ok(mut data) = frame.into_data() {
+                    let n = data.remaining();
+                    if n > 0 {
+                        return Ok(Some(data.copy_to_bytes(n)));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! An axum router with tower-http middleware behind `tether::tower`, over real loopback
+//! sockets: the engine's connection management applies unchanged.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Extension, Path, Query};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::Router;
+use tether::{Builder, CloseReason, Running};
+use tether_test_support::client::Client;
+use tether_test_support::events::Events;
+use tether_test_support::request as rq;
+use tether_test_support::server::builder;
+use tower_http::limit::RequestBodyLimitLayer;
+
+const STREAM: [&str; 3] = ["one\n", "two\n", "three\n"];
+
+fn router() -> Router {
+    Router::new()
+        .route("/plaintext", get(|| async { "Hello, World!" }))
+        .route("/echo", post(|body: Bytes| async move { body }))
+        .route("/ignore", post(|| async { "ignored" }))
+        .route(
+            "/users/{id}",
+            get(
+                |Path(id): Path<u32>, Query(q): Query<Vec<(String, String)>>| async move {
+                    format!("{id} {q:?}")
+                },
+            ),
+        )
+        .route(
+            "/stream",
+            get(|| async {
+                let parts =
+                    STREAM.map(|s| Ok::<_, std::io::Error>(Bytes::from_static(s.as_bytes())));
+                Body::from_stream(futures_util::stream::iter(parts))
+            }),
+        )
+        .route(
+            "/whoami",
+            get(|Extension(peer): Extension<SocketAddr>| async move { peer.to_string() }),
+        )
+        .route(
+            "/fail",
+            get(|| async { (StatusCode::IM_A_TEAPOT, HeaderMap::new(), "short and stout") }),
+        )
+        .route(
+            "/sleep",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let spawned = tokio::spawn(async { 41 + 1 }).await.unwrap_or(0);
+                spawned.to_string()
+            }),
+        )
+        .route(
+            "/ws",
+            get(|ws: axum::extract::ws::WebSocketUpgrade| async move {
+                ws.on_upgrade(|_socket| async {})
+            }),
+        )
+        .route(
+            "/limited",
+            post(|body: Bytes| async move { body.len().to_string() })
+                .layer(RequestBodyLimitLayer::new(16)),
+        )
+}
+
+/// Runs the router on one worker of `builder`.
+fn start(builder: Builder) -> Running {
+    let server = builder.bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    tether::tower::serve(server, router()).expect("serve")
+}
+
+#[test]
+fn keep_alive_carries_many_requests_over_one_connection() {
+    let srv = start(builder());
+    let mut c = Client::connect(srv.local_addr());
+    for _ in 0..20 {
+        let r = c.request(&rq::get("/plaintext"));
+        assert_eq!((r.status, r.text()), (200, "Hello, World!"));
+        assert!(!r.closes());
+        assert_eq!(r.header("content-length"), Some("13"));
+    }
+    let s = srv.stats();
+    assert_eq!((s.accepted, s.requests), (1, 20));
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let srv = start(builder());
+    let mut c = Client::connect(srv.local_addr());
+    let mut batch = Vec::new();
+    for id in 0..8 {
+        batch.extend(rq::get(&format!("/users/{id}?x={id}")));
+    }
+    c.send(&batch);
+    for id in 0..8 {
+        let r = c.reply();
+        assert_eq!(r.text(), format!("{id} [(\"x\", \"{id}\")]"));
+    }
+}
+
+#[test]
+fn bodies_reach_the_service_whatever_their_framing() {
+    let srv = start(builder());
+    let mut c = Client::connect(srv.local_addr());
+    let r = c.request(&rq::post("/echo", b"hello, tower"));
+    assert_eq!(r.body, b"hello, tower");
+    let r = c.request(&rq::chunked_post("/echo", &[b"chunked ", b"pieces"]));
+    assert_eq!(r.body, b"chunked pieces");
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let r = c.request(&rq::post("/echo", &big));
+    assert_eq!(r.body, big);
+    assert!(!r.closes());
+}
+
+#[test]
+fn continue_is_sent_only_when_the_service_reads_the_body() {
+    let srv = start(builder());
+    let mut c = Client::connect(srv.local_addr());
+    c.send(&rq::post_head("/echo", 5, &["Expect: 100-continue"]));
+    assert_eq!(c.reply().status, 100);
+    c.send(b"abcde");
+    assert_eq!(c.reply().body, b"abcde");
+    // A route that never reads: no 100, and the body the client holds back leaves the
+    // connection with no safe way on.
+    c.send(&rq::post_head("/ignore", 5, &["Expect: 100-continue"]));
+    let r = c.reply();
+    assert_eq!((r.status, r.text()), (200, "ignored"));
+    assert!(r.closes());
+}
+
+#[test]
+fn an_unread_body_within_the_drain_budget_keeps_the_connection() {
+    let srv = start(builder());
+    let mut c = Client::connect(srv.local_addr());
+    let r = c.request(&rq::post("/ignore", &[b'x'; 1000]));
+    assert_eq!(r.text(), "ignored");
+    assert!(!r.closes());
+    assert_eq!(c.request(&rq::get("/plaintext")).text(), "Hello, World!");
+}
+
+#[test]
+fn a_body_over_the_engine_limit_is_413_and_a_close() {
+    let srv = start(builder().max_body_size(1000));
+    let mut c = Client::connect(srv.local_addr());
+    let r = c.request(&rq::post("/echo", &[b'x'; 5000]));
+    assert_eq!(r.status, 413);
+    assert!(r.closes());
+    c.expect_closed();
+}
+
+#[test]
+fn a_body_over_a_tower_http_limit_is_its_413() {
+    let srv = start(builder());
+    let mut c = Client::connect(srv.local_addr());
+    let r = c.request(&rq::post("/limited", &[b'x'; 10]));
+    assert_eq!(r.text(), "10");
+    let r = c.request(&rq::post("/limited", &[b'x'; 100]));
+    assert_eq!(r.status, 413);
+}
+
+#[test]
+fn streamed_responses_are_chunked_on_http11_and_close_delimited_on_http10() {
+    let srv = start(builder());
+    let mut c = Client::connect(srv.local_addr());
+    let r = c.request(&rq::get("/stream"));
+    assert!(r.is_chunked(), "{r:?}");
+    assert_eq!(r.text(), STREAM.concat());
+    assert!(!r.closes());
+    let r = c.request(&rq::get10("/stream", &["Connection: keep-alive"]));
+    assert!(r.close_delimited, "{r:?}");
+    assert_eq!(r.text(), STREAM.concat());
+}
+
+#[test]
+fn head_announces_the_length_of_get_without_a_body() {
+    let srv = start(builder());
+    let mut c = Client::connect(srv.local_addr());
+    c.send(&rq::head("/plaintext"));
+    let r = c.head_reply();
+    assert_eq!(r.header("content-length"), Some("13"));
+    assert!(r.body.is_empty());
+    assert_eq!(c.request(&rq::get("/plaintext")).text(), "Hello, World!");
+}
+
+#[test]
+fn the_client_address_is_a_request_extension() {
+    let srv = start(builder());
+    let mut c = Client::connect(srv.local_addr());
+    let r = c.request(&rq::get("/whoami"));
+    assert_eq!(r.text(), c.peer().to_string());
+}
+
+#[test]
+fn statuses_headers_and_runtime_work_pass_through() {
+    let srv = start(builder());
+    let mut c = Client::connect(srv.local_addr());
+    let r = c.request(&rq::get("/fail"));
+    assert_eq!((r.status, r.text()), (418, "short and stout"));
+    let r = c.request(&rq::get("/sleep"));
+    assert_eq!(r.text(), "42");
+    assert_eq!(c.request(&rq::get("/nowhere")).status, 404);
+    let r = c.request(&rq::build("DELETE", "/plaintext", &[], None));
+    assert_eq!(r.status, 405);
+}
+
+#[test]
+fn websocket_upgrades_are_refused_with_axums_426() {
+    let srv = start(builder());
+    let mut c = Client::connect(srv.local_addr());
+    let r = c.request(&rq::build(
+        "GET",
+        "/ws",
+        &[
+            "Connection: upgrade",
+            "Upgrade: websocket",
+            "Sec-WebSocket-Version: 13",
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        ],
+        None,
+    ));
+    assert_eq!(r.status, 426, "{r:?}");
+}
+
+#[test]
+fn the_engine_closes_for_its_own_reasons() {
+    let events = Events::default();
+    let srv = start(
+        events.on(builder()
+            .idle_timeout(Duration::from_millis(200))
+            .idle_grace(Duration::ZERO)
+            .max_requests(2)
+            .limit_jitter(0.0)),
+    );
+    let mut idle = Client::connect(srv.local_addr());
+    assert_eq!(idle.request(&rq::get("/plaintext")).status, 200);
+    idle.expect_closed();
+    events.closed_for(idle.peer(), CloseReason::IdleTimeout);
+
+    let mut limited = Client::connect(srv.local_addr());
+    assert!(!limited.request(&rq::get("/plaintext")).closes());
+    assert!(limited.request(&rq::get("/plaintext")).closes());
+    limited.expect_closed();
+    events.closed_for(limited.peer(), CloseReason::MaxRequests);
+}
