@@ -1,5 +1,6 @@
 //! An axum application served by tether: the router is ordinary axum code, and the one line
-//! that differs from `axum::serve` is `tether::tower::run_until`.
+//! that differs from `axum::serve` is `tether::tower::run_make_until` (or `run_until`, for a
+//! router that does not use `ConnectInfo`).
 //!
 //! ```sh
 //! cargo run --release --example axum -- 127.0.0.1:3000
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -78,7 +79,7 @@ fn router() -> Router {
         .route("/stream", get(stream))
         .route(
             "/whoami",
-            get(|Extension(peer): Extension<SocketAddr>| async move { format!("{peer}\n") }),
+            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { format!("{peer}\n") }),
         )
         .with_state(AppState::default())
         .layer(TraceLayer::new_for_http())
@@ -110,7 +111,9 @@ fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:3000".into());
     let server = tether::Server::builder().bind(addr.as_str())?;
     eprintln!("listening on http://{}", server.local_addr());
-    let stopped = tether::tower::run_until(server, router(), shutdown_signal())?;
+    // Instead of `axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())`:
+    let app = router().into_make_service_with_connect_info::<SocketAddr>();
+    let stopped = tether::tower::run_make_until(server, app, shutdown_signal())?;
     eprintln!(
         "stopped: {} requests; drain completed {} and cut {}",
         stopped.stats.requests, stopped.drain.requests_completed, stopped.drain.requests_cut

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Extension, Path, Query};
+use axum::extract::{ConnectInfo, Extension, Path, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
@@ -246,4 +246,107 @@ fn the_engine_closes_for_its_own_reasons() {
     assert!(limited.request(&rq::get("/plaintext")).closes());
     limited.expect_closed();
     events.closed_for(limited.peer(), CloseReason::MaxRequests);
+}
+
+#[test]
+fn axums_connect_info_works_through_the_make_service() {
+    let app = Router::new().route(
+        "/ci",
+        get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
+    );
+    let server = builder().bind("127.0.0.1:0").expect("bind");
+    let srv = tether::tower::serve_make(
+        server,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .expect("serve");
+    let mut c = Client::connect(srv.local_addr());
+    for _ in 0..3 {
+        assert_eq!(c.request(&rq::get("/ci")).text(), c.peer().to_string());
+    }
+    assert_eq!(srv.stats().accepted, 1);
+}
+
+/// A service that is not `Send` (it holds an `Rc`), made on each worker.
+#[derive(Clone, Default)]
+struct Local {
+    calls: std::rc::Rc<std::cell::Cell<u32>>,
+}
+
+impl tower_service::Service<http::Request<tether::tower::Body>> for Local {
+    type Response = http::Response<String>;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<tether::tower::Body>) -> Self::Future {
+        self.calls.set(self.calls.get() + 1);
+        std::future::ready(match req.uri().path() {
+            "/error" => Err(std::io::Error::other("the service failed")),
+            _ => Ok(http::Response::new(format!("call {}", self.calls.get()))),
+        })
+    }
+}
+
+#[test]
+fn services_that_are_not_send_run_on_their_worker() {
+    let server = builder().bind("127.0.0.1:0").expect("bind");
+    let srv = tether::tower::serve_with(server, Local::default).expect("serve");
+    let mut c = Client::connect(srv.local_addr());
+    assert_eq!(c.request(&rq::get("/")).text(), "call 1");
+    assert_eq!(c.request(&rq::get("/")).text(), "call 2");
+}
+
+#[test]
+fn a_service_error_is_500_and_a_close() {
+    let events = Events::default();
+    let server = events.on(builder()).bind("127.0.0.1:0").expect("bind");
+    let srv = tether::tower::serve_with(server, Local::default).expect("serve");
+    let mut c = Client::connect(srv.local_addr());
+    let r = c.request(&rq::get("/error"));
+    assert_eq!(r.status, 500);
+    assert!(r.closes());
+    c.expect_closed();
+    events.closed_for(c.peer(), CloseReason::HandlerError);
+}
+
+#[test]
+fn a_body_error_before_the_head_is_500_and_after_it_a_cut_body() {
+    let failing = |ok: usize| {
+        get(move || async move {
+            let parts = (0..ok)
+                .map(|_| Ok(Bytes::from_static(b"part\n")))
+                .chain([Err(std::io::Error::other("the body failed"))]);
+            Body::from_stream(futures_util::stream::iter(parts))
+        })
+    };
+    let app = Router::new()
+        .route("/at-once", failing(0))
+        .route("/midway", failing(2));
+    let events = Events::default();
+    let server = events.on(builder()).bind("127.0.0.1:0").expect("bind");
+    let srv = tether::tower::serve(server, app).expect("serve");
+    let mut c = Client::connect(srv.local_addr());
+    let r = c.request(&rq::get("/at-once"));
+    assert_eq!(r.status, 500);
+    assert!(r.closes());
+    c.expect_closed();
+    let mut c = Client::connect(srv.local_addr());
+    c.send(&rq::get("/midway"));
+    // The head and two chunks went out; then the connection ends without the last chunk.
+    let raw = c.read_to_close().expect("read to the close");
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains("part\n"), "{text}");
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "a cut body must not look complete: {text}"
+    );
+    events.closed_for(c.peer(), CloseReason::HandlerError);
 }

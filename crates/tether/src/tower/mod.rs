@@ -19,7 +19,10 @@
 //!
 //! The request is built from the parsed head: method, URI, version and headers, the header
 //! values sliced from one shared copy of the head rather than allocated one by one; the
-//! client's address is the request extension `SocketAddr`. The body is a [`Body`] that
+//! client's address is the request extension `SocketAddr` (`Extension<SocketAddr>` in axum);
+//! with [`run_make_until`] or [`serve_make`] and
+//! `router.into_make_service_with_connect_info::<SocketAddr>()`, axum's `ConnectInfo`
+//! extractor works as on `axum::serve`. The body is a [`Body`] that
 //! reads lazily through the engine (see its documentation).
 //!
 //! The response: a body of one frame whose size is known goes out with `Content-Length`;
@@ -36,6 +39,7 @@ mod response;
 
 use std::future::{poll_fn, Future};
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -116,26 +120,104 @@ where
     B::Error: Into<BoxError>,
 {
     async fn call(&self, req: &mut Request<'_>, res: &mut Response<'_>) -> io::Result<()> {
-        let is_head = req.method() == "HEAD";
-        let (request, feed) = match request::build(req) {
-            Ok(built) => built,
-            Err(status) => {
-                res.status(status).close();
-                return Ok(());
-            }
-        };
-        let mut service = self.service.clone();
-        poll_fn(|cx| service.poll_ready(cx))
-            .await
-            .map_err(|e| io::Error::other(e.into()))?;
-        let call = service.call(request);
-        let response = match feed {
-            None => call.await,
-            Some(feed) => feeding(call, &feed, req).await,
-        }
-        .map_err(|e| io::Error::other(e.into()))?;
-        response::write(response, res, is_head).await
+        exchange(self.service.clone(), req, res).await
     }
+}
+
+/// A service that makes the request's service from the client's address, such as axum's
+/// `Router::into_make_service_with_connect_info::<SocketAddr>()`, as a [`Handler`]: it is
+/// called for each request (no state is kept per connection), and the service it makes
+/// answers it.
+#[derive(Clone, Debug)]
+pub struct MakeHandler<M> {
+    make: M,
+}
+
+impl<M, S, B> Handler for MakeHandler<M>
+where
+    M: Service<SocketAddr, Response = S> + Clone + 'static,
+    M::Error: Into<BoxError>,
+    S: Service<http::Request<Body>, Response = http::Response<B>> + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + 'static,
+    B::Error: Into<BoxError>,
+{
+    async fn call(&self, req: &mut Request<'_>, res: &mut Response<'_>) -> io::Result<()> {
+        let mut make = self.make.clone();
+        poll_fn(|cx| make.poll_ready(cx)).await.map_err(other)?;
+        let service = make.call(req.peer_addr()).await.map_err(other)?;
+        exchange(service, req, res).await
+    }
+}
+
+/// Like [`run_until`], for a service made per client address: the axum idiom
+/// `router.into_make_service_with_connect_info::<SocketAddr>()` (axum's `ConnectInfo`
+/// extractor then works as on `axum::serve`).
+///
+/// # Errors
+/// As [`Server::run_until`].
+pub fn run_make_until<M, S, B, F>(server: Server, make: M, shutdown: F) -> io::Result<Stopped>
+where
+    M: Service<SocketAddr, Response = S> + Clone + Send + Sync + 'static,
+    M::Error: Into<BoxError>,
+    S: Service<http::Request<Body>, Response = http::Response<B>> + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + 'static,
+    B::Error: Into<BoxError>,
+    F: Future<Output = ()>,
+{
+    server.run_until(move || MakeHandler { make: make.clone() }, shutdown)
+}
+
+/// Like [`serve`], for a service made per client address (see [`run_make_until`]).
+///
+/// # Errors
+/// As [`Server::spawn`].
+pub fn serve_make<M, S, B>(server: Server, make: M) -> io::Result<Running>
+where
+    M: Service<SocketAddr, Response = S> + Clone + Send + Sync + 'static,
+    M::Error: Into<BoxError>,
+    S: Service<http::Request<Body>, Response = http::Response<B>> + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + 'static,
+    B::Error: Into<BoxError>,
+{
+    server.spawn(move || MakeHandler { make: make.clone() })
+}
+
+fn other(e: impl Into<BoxError>) -> io::Error {
+    io::Error::other(e.into())
+}
+
+/// One request through `service`: build the `http::Request`, wait until the service is
+/// ready, call it while feeding it the body it asks for, write its response.
+async fn exchange<S, B>(
+    mut service: S,
+    req: &mut Request<'_>,
+    res: &mut Response<'_>,
+) -> io::Result<()>
+where
+    S: Service<http::Request<Body>, Response = http::Response<B>>,
+    S::Error: Into<BoxError>,
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    let is_head = req.method() == "HEAD";
+    let (request, feed) = match request::build(req) {
+        Ok(built) => built,
+        Err(status) => {
+            res.status(status).close();
+            return Ok(());
+        }
+    };
+    poll_fn(|cx| service.poll_ready(cx)).await.map_err(other)?;
+    let call = service.call(request);
+    let response = match feed {
+        None => call.await,
+        Some(feed) => feeding(call, &feed, req).await,
+    }
+    .map_err(other)?;
+    response::write(response, res, is_head).await
 }
 
 /// Runs the service's future, reading the request body whenever the service asks for more.
