@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the servers under test, on demand.
 #
-#   bench/build-peers.sh                 all of them
+#   bench/build-peers.sh                 the default servers (DEFAULT_SERVERS, bench/lib.sh)
 #   bench/build-peers.sh tether floor    only these
+#   bench/build-peers.sh axum tether-axum    the axum peer (one crate, both modes)
 #
 # tether is `cargo build --release -p tether-cli` of this tree. The Rust peers are crates of
 # their own under bench/peers/ (each has its own [workspace] table and the root Cargo.toml
@@ -45,6 +46,13 @@ for name in $(selected_servers "$@"); do
             echo "built tether"
             ;;
         hyper | actix | may_minihttp) cargo_peer "$name" "$name" ;;
+        # One crate, bench/peers/axum, for both (tether-axum is `axum-peer --tether`, tether
+        # by path from this tree): built once when both are named.
+        axum | tether-axum)
+            [ -z "${axum_built:-}" ] || continue
+            axum_built=1
+            cargo_peer axum axum
+            ;;
         floor)
             if command -v gcc > /dev/null; then
                 step floor gcc -O2 -Wall -Wextra -o "$BENCH/floor/floor" "$BENCH/floor/floor.c"

@@ -4,6 +4,7 @@
 #
 #   bench/callgrind.sh                        tether, hyper, may_minihttp, actix, floor
 #   bench/callgrind.sh tether hyper           only these
+#   bench/callgrind.sh axum tether-axum       the same axum router on axum::serve and on tether
 #   DEPTHS=1 N=5000 OUT=DIR bench/callgrind.sh
 #
 # Each server runs twice under callgrind: once for 1,000 x DEPTH keep-alive requests over one

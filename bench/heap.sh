@@ -4,6 +4,7 @@
 #
 #   bench/heap.sh                   tether, hyper, may_minihttp, actix, floor
 #   bench/heap.sh tether hyper      only these
+#   bench/heap.sh axum tether-axum  the same axum router on axum::serve and on tether
 #   HEAP_N=2000 CONNS=300 OUT=DIR bench/heap.sh
 #
 # Per request: 1,000 then 1,000 + HEAP_N sequential keep-alive requests over one connection;

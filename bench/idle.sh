@@ -3,6 +3,7 @@
 #
 #   bench/idle.sh                      tether, hyper, nginx, go-nethttp, may_minihttp, actix, floor
 #   bench/idle.sh tether nginx         only these
+#   bench/idle.sh axum tether-axum     the same axum router on axum::serve and on tether
 #   IDLE_N=10000 OUT=DIR bench/idle.sh
 #
 # Each server is started pinned to CPU 0 with RLIMIT_NOFILE raised (bench/lib.sh), and

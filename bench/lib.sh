@@ -19,8 +19,15 @@ SERVERS=(
     "nginx|/|nginx -p {run}/nginx/ -c nginx.conf -e stderr"
     "go-nethttp|/|env GOMAXPROCS=1 $BENCH/peers/go-nethttp/go-nethttp $HOST:{port}"
     "floor|/|$BENCH/floor/floor {port}"
+    # The same axum router (bench/peers/axum) on axum::serve (hyper) and on tether's tower
+    # adapter: what the engine costs under a real framework, beside the stack axum ships with.
+    "axum|/|$BENCH/peers/axum/target/release/axum-peer $HOST:{port}"
+    "tether-axum|/|$BENCH/peers/axum/target/release/axum-peer $HOST:{port} --tether"
 )
-ALL_SERVERS=(tether hyper actix may_minihttp nginx go-nethttp floor)
+ALL_SERVERS=(tether hyper actix may_minihttp nginx go-nethttp floor axum tether-axum)
+# What the scripts run when no server is named (axum and tether-axum only when named:
+# bench/build-peers.sh axum tether-axum; bench/callgrind.sh axum tether-axum ...).
+DEFAULT_SERVERS=(tether hyper actix may_minihttp nginx go-nethttp floor)
 
 # Many idle connections need many descriptors, in the servers (which inherit this limit)
 # and in the clients.
@@ -171,7 +178,7 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# selected_servers ARGS...: the names given, or every server.
+# selected_servers ARGS...: the names given, or DEFAULT_SERVERS.
 selected_servers() {
-    if [ $# -gt 0 ]; then echo "$@"; else echo "${ALL_SERVERS[@]}"; fi
+    if [ $# -gt 0 ]; then echo "$@"; else echo "${DEFAULT_SERVERS[@]}"; fi
 }

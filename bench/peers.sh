@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tether beside its peers under four loads, in one run, each server pinned to one core.
 #
-#   bench/peers.sh                       every server (bench/lib.sh), RUNS rounds
+#   bench/peers.sh                       the default servers (DEFAULT_SERVERS, bench/lib.sh), RUNS rounds
+#   bench/peers.sh axum tether-axum      the same axum router on axum::serve and on tether
 #   bench/peers.sh tether hyper floor    only these
 #   RUNS=1 DURATION=2 SEQ_DURATION=1 WARMUP=1 AB_N=1000 bench/peers.sh   a smoke run
 #   OUT=DIR bench/peers.sh               results in DIR (default bench/results/peers-DATE)

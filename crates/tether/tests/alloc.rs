@@ -211,7 +211,11 @@ fn exchanges(
 /// Allocations counted over `MEASURED` keep-alive requests after `WARM_UP` ones, all on one
 /// connection.
 fn allocations_over_window(request: &'static [u8], expect: &[u8]) -> u64 {
-    let server = start();
+    allocations_on(start(), request, expect)
+}
+
+/// [`allocations_over_window`] on a server of the caller's.
+fn allocations_on(server: Running, request: &'static [u8], expect: &[u8]) -> u64 {
     let mut stream = connect(server.local_addr());
     let mut buf: Buf = [0; 4096];
 
@@ -305,5 +309,104 @@ fn wait_closed(server: &Running, count: u64, deadline: Instant) {
             panic!("server closed {:?} of {count} connections", server.stats());
         }
         std::thread::yield_now();
+    }
+}
+
+/// The axum router of the adapter's allocation tests.
+fn router() -> axum::Router {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/plaintext", get(|| async { "Hello, World!" }))
+        .route("/echo", post(|body: axum::body::Bytes| async move { body }))
+}
+
+/// The router's own allocations per request, calling it directly on `MEASURED` requests:
+/// `with_request` includes building each request (method, URI, the same headers and body)
+/// in the count, as a caller of the router does; without it the requests are built before
+/// the window.
+fn router_allocations(post: bool, with_request: bool) -> f64 {
+    use std::future::poll_fn;
+    use tower_service::Service;
+    let make = || {
+        let builder = http::Request::builder().header("host", "bench");
+        if post {
+            builder
+                .method("POST")
+                .uri("/echo")
+                .header("content-type", "application/octet-stream")
+                .header("content-length", "32")
+                .body(axum::body::Body::from(axum::body::Bytes::copy_from_slice(
+                    ECHO_BODY,
+                )))
+        } else {
+            builder.uri("/plaintext").body(axum::body::Body::empty())
+        }
+        .expect("a request")
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut svc = router();
+    rt.block_on(async {
+        let mut one = async |req: http::Request<axum::body::Body>| {
+            type Req = http::Request<axum::body::Body>;
+            poll_fn(|cx| <axum::Router as Service<Req>>::poll_ready(&mut svc, cx))
+                .await
+                .expect("ready");
+            let res = svc.call(req).await.expect("a response");
+            let mut body = std::pin::pin!(res.into_body());
+            while let Some(frame) =
+                poll_fn(|cx| http_body::Body::poll_frame(body.as_mut(), cx)).await
+            {
+                frame.expect("a frame");
+            }
+        };
+        for _ in 0..WARM_UP {
+            one(make()).await;
+        }
+        let mut prebuilt: Vec<_> = (0..if with_request { 0 } else { MEASURED })
+            .map(|_| make())
+            .collect();
+        let before = allocations();
+        if with_request {
+            for _ in 0..MEASURED {
+                one(make()).await;
+            }
+        } else {
+            for req in prebuilt.drain(..) {
+                one(req).await;
+            }
+        }
+        (allocations() - before) as f64 / f64::from(MEASURED)
+    })
+}
+
+fn tower_allocations(request: &'static [u8], expect: &[u8]) -> f64 {
+    let server = unlimited().bind("127.0.0.1:0").expect("bind");
+    let running = tether::tower::serve(server, router()).expect("serve");
+    allocations_on(running, request, expect) as f64 / f64::from(MEASURED)
+}
+
+/// The adapter's own cost: allocations per request through tether, at most the router's own
+/// (called directly on requests built before the count) plus 2, the header map of the request
+/// it builds. The cost of building an equivalent request by hand is printed beside it.
+#[test]
+fn the_tower_adapter_adds_at_most_two_allocations_per_request() {
+    let _serial = serial();
+    for (post, request, expect) in [(false, GET_PLAINTEXT, HELLO), (true, POST_ECHO, ECHO_BODY)] {
+        let through_tether = tower_allocations(request, expect);
+        let router_only = router_allocations(post, false);
+        let router_and_request = router_allocations(post, true);
+        println!(
+            "{}: through tether {through_tether}, the router alone {router_only}, the router and \
+             building its request {router_and_request} allocations per request",
+            if post { "POST /echo" } else { "GET /plaintext" }
+        );
+        assert!(
+            through_tether <= router_only + 2.0,
+            "the adapter costs {through_tether} allocations per request, the router alone \
+             {router_only}"
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Extension, Path, Query};
+use axum::extract::{ConnectInfo, Path, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
@@ -38,10 +38,6 @@ fn router() -> Router {
                     STREAM.map(|s| Ok::<_, std::io::Error>(Bytes::from_static(s.as_bytes())));
                 Body::from_stream(futures_util::stream::iter(parts))
             }),
-        )
-        .route(
-            "/whoami",
-            get(|Extension(peer): Extension<SocketAddr>| async move { peer.to_string() }),
         )
         .route(
             "/fail",
@@ -185,14 +181,6 @@ fn head_announces_the_length_of_get_without_a_body() {
     assert_eq!(r.header("content-length"), Some("13"));
     assert!(r.body.is_empty());
     assert_eq!(c.request(&rq::get("/plaintext")).text(), "Hello, World!");
-}
-
-#[test]
-fn the_client_address_is_a_request_extension() {
-    let srv = start(builder());
-    let mut c = Client::connect(srv.local_addr());
-    let r = c.request(&rq::get("/whoami"));
-    assert_eq!(r.text(), c.peer().to_string());
 }
 
 #[test]

@@ -69,6 +69,12 @@ impl Body {
 }
 
 impl Feed {
+    /// Forgets the last request's state, for the next one.
+    pub fn reset(&mut self) {
+        *self.slot.get_mut().unwrap_or_else(|e| e.into_inner()) = Slot::default();
+        self.wanted = Notify::new();
+    }
+
     /// Waits until the body asks for its next piece.
     pub async fn wanted(&self) {
         self.wanted.notified().await;

@@ -19,10 +19,11 @@
 //!
 //! The request is built from the parsed head: method, URI, version and headers, the header
 //! values sliced from one shared copy of the head rather than allocated one by one; the
-//! client's address is the request extension `SocketAddr` (`Extension<SocketAddr>` in axum);
-//! with [`run_make_until`] or [`serve_make`] and
-//! `router.into_make_service_with_connect_info::<SocketAddr>()`, axum's `ConnectInfo`
-//! extractor works as on `axum::serve`. The body is a [`Body`] that
+//! client's address reaches the service as axum's idiom has it: with [`run_make_until`] or
+//! [`serve_make`] and `router.into_make_service_with_connect_info::<SocketAddr>()`, axum's
+//! `ConnectInfo` extractor works as on `axum::serve`. The bytes handed to the service (the
+//! head, body pieces) come from a per-worker arena, so that the adapter allocates nothing of
+//! its own per request beyond the request's header map. The body is a [`Body`] that
 //! reads lazily through the engine (see its documentation).
 //!
 //! The response: a body of one frame whose size is known goes out with `Content-Length`;
@@ -36,13 +37,13 @@
 mod body;
 mod request;
 mod response;
+mod scratch;
 
 use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tower_service::Service;
 
 pub use body::{Body, BoxError};
@@ -51,17 +52,22 @@ use crate::conn::handler::Handler;
 use crate::conn::request::Request;
 use crate::conn::response::Response;
 use crate::server::builder::{Running, Server, Stopped};
+use crate::tower::scratch::Scratch;
 
 /// A tower service as a [`Handler`]: what each worker runs.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct TowerHandler<S> {
     service: S,
+    scratch: Scratch,
 }
 
 impl<S> TowerHandler<S> {
     /// Wraps `service`.
     pub fn new(service: S) -> Self {
-        TowerHandler { service }
+        TowerHandler {
+            service,
+            scratch: Scratch::default(),
+        }
     }
 }
 
@@ -120,7 +126,7 @@ where
     B::Error: Into<BoxError>,
 {
     async fn call(&self, req: &mut Request<'_>, res: &mut Response<'_>) -> io::Result<()> {
-        exchange(self.service.clone(), req, res).await
+        exchange(self.service.clone(), &self.scratch, req, res).await
     }
 }
 
@@ -128,9 +134,20 @@ where
 /// `Router::into_make_service_with_connect_info::<SocketAddr>()`, as a [`Handler`]: it is
 /// called for each request (no state is kept per connection), and the service it makes
 /// answers it.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct MakeHandler<M> {
     make: M,
+    scratch: Scratch,
+}
+
+impl<M> MakeHandler<M> {
+    /// Wraps `make`.
+    pub fn new(make: M) -> Self {
+        MakeHandler {
+            make,
+            scratch: Scratch::default(),
+        }
+    }
 }
 
 impl<M, S, B> Handler for MakeHandler<M>
@@ -146,7 +163,7 @@ where
         let mut make = self.make.clone();
         poll_fn(|cx| make.poll_ready(cx)).await.map_err(other)?;
         let service = make.call(req.peer_addr()).await.map_err(other)?;
-        exchange(service, req, res).await
+        exchange(service, &self.scratch, req, res).await
     }
 }
 
@@ -166,7 +183,7 @@ where
     B::Error: Into<BoxError>,
     F: Future<Output = ()>,
 {
-    server.run_until(move || MakeHandler { make: make.clone() }, shutdown)
+    server.run_until(move || MakeHandler::new(make.clone()), shutdown)
 }
 
 /// Like [`serve`], for a service made per client address (see [`run_make_until`]).
@@ -182,7 +199,7 @@ where
     B: http_body::Body + 'static,
     B::Error: Into<BoxError>,
 {
-    server.spawn(move || MakeHandler { make: make.clone() })
+    server.spawn(move || MakeHandler::new(make.clone()))
 }
 
 fn other(e: impl Into<BoxError>) -> io::Error {
@@ -193,6 +210,7 @@ fn other(e: impl Into<BoxError>) -> io::Error {
 /// ready, call it while feeding it the body it asks for, write its response.
 async fn exchange<S, B>(
     mut service: S,
+    scratch: &Scratch,
     req: &mut Request<'_>,
     res: &mut Response<'_>,
 ) -> io::Result<()>
@@ -203,7 +221,7 @@ where
     B::Error: Into<BoxError>,
 {
     let is_head = req.method() == "HEAD";
-    let (request, feed) = match request::build(req) {
+    let (request, feed) = match request::build(req, scratch) {
         Ok(built) => built,
         Err(status) => {
             res.status(status).close();
@@ -214,14 +232,23 @@ where
     let call = service.call(request);
     let response = match feed {
         None => call.await,
-        Some(feed) => feeding(call, &feed, req).await,
+        Some(feed) => {
+            let response = feeding(call, &feed, scratch, req).await;
+            scratch.give_back(feed);
+            response
+        }
     }
     .map_err(other)?;
     response::write(response, res, is_head).await
 }
 
 /// Runs the service's future, reading the request body whenever the service asks for more.
-async fn feeding<F: Future>(call: F, feed: &Arc<body::Feed>, req: &mut Request<'_>) -> F::Output {
+async fn feeding<F: Future>(
+    call: F,
+    feed: &Arc<body::Feed>,
+    scratch: &Scratch,
+    req: &mut Request<'_>,
+) -> F::Output {
     let mut call = std::pin::pin!(call);
     loop {
         tokio::select! {
@@ -232,7 +259,7 @@ async fn feeding<F: Future>(call: F, feed: &Arc<body::Feed>, req: &mut Request<'
                     .body()
                     .chunk()
                     .await
-                    .map(|c| c.map(Bytes::copy_from_slice));
+                    .map(|c| c.map(|c| scratch.copy(c)));
                 feed.put(next);
             }
         }

@@ -2,25 +2,27 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 
 use crate::conn::request::Request;
 use crate::proto::parse::{BodyFraming, Version};
 use crate::proto::status::Status;
 use crate::tower::body::{Body, Feed};
+use crate::tower::scratch::Scratch;
 
 /// Builds the request for the service, and the feed of its body when it has one. The head
-/// is copied once; the URI and every header value are slices of that copy.
+/// is copied once, into the worker's arena; the URI and every header value are slices of
+/// that copy.
 ///
 /// # Errors
 /// `400` for a head the engine accepted but the `http` types refuse (a target or a header
 /// value outside their grammar).
 pub(crate) fn build(
     req: &mut Request<'_>,
+    scratch: &Scratch,
 ) -> Result<(http::Request<Body>, Option<Arc<Feed>>), Status> {
     let (head, bytes) = (req.head, req.bytes);
-    let shared = Bytes::copy_from_slice(bytes);
+    let shared = scratch.copy(bytes);
     let range = |r: &[u8]| {
         let start = r.as_ptr() as usize - bytes.as_ptr() as usize;
         shared.slice(start..start + r.len())
@@ -39,7 +41,7 @@ pub(crate) fn build(
     let (body, feed) = match head.framing {
         BodyFraming::Empty => (Body::empty(), None),
         framing => {
-            let feed = Arc::new(Feed::default());
+            let feed = scratch.feed();
             let length = match framing {
                 BodyFraming::Length(n) => Some(n),
                 _ => None,
@@ -55,6 +57,5 @@ pub(crate) fn build(
         Version::Http11 => http::Version::HTTP_11,
     };
     *request.headers_mut() = headers;
-    request.extensions_mut().insert(req.peer);
     Ok((request, feed))
 }

@@ -1,0 +1,79 @@
+//! The same axum router served two ways, to compare the servers under it:
+//!
+//!   axum-peer ADDR            `axum::serve` (hyper 1 through hyper-util) on one tokio
+//!                             current_thread runtime, as the hyper peer
+//!   axum-peer ADDR --tether   tether's tower adapter (`tether::tower::run_until`), one worker
+//!
+//! Routes: `GET /` and `GET /plaintext` answer `Hello, World!` as text/plain (the harness's
+//! contract), `POST /echo` answers the request body; no middleware. Both modes stop on
+//! SIGINT or SIGTERM and return from main, so that valgrind (stopped with SIGINT by
+//! bench/lib.sh) writes its results: axum with its graceful shutdown, tether with its drain.
+use axum::body::Bytes;
+use axum::http::header::{HeaderValue, CONTENT_TYPE};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::serve::{Listener, ListenerExt};
+use axum::Router;
+
+async fn hello() -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, HeaderValue::from_static("text/plain"))],
+        "Hello, World!",
+    )
+}
+
+fn router() -> Router {
+    Router::new()
+        .route("/", get(hello))
+        .route("/plaintext", get(hello))
+        .route("/echo", post(|body: Bytes| async move { body }))
+}
+
+/// Completes at SIGINT or SIGTERM.
+async fn shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut int, mut term) = match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(i), Ok(t)) => (i, t),
+        _ => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    let mut addr = "127.0.0.1:19011".to_string();
+    let mut on_tether = false;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--tether" => on_tether = true,
+            _ => addr = arg,
+        }
+    }
+    if on_tether {
+        let server = tether::Server::builder().workers(1).bind(addr.as_str())?;
+        eprintln!("listening on http://{} (tether)", server.local_addr());
+        let stopped = tether::tower::run_until(server, router(), shutdown())?;
+        eprintln!("stopped: {} requests", stopped.stats.requests);
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        // TCP_NODELAY as the hyper peer and tether set it (axum 0.8 leaves it to the listener).
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await?
+            .tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+        eprintln!("listening on http://{} (axum::serve)", listener.local_addr()?);
+        axum::serve(listener, router())
+            .with_graceful_shutdown(shutdown())
+            .await
+    })
+}
