@@ -338,3 +338,100 @@ fn a_body_error_before_the_head_is_500_and_after_it_a_cut_body() {
     );
     events.closed_for(c.peer(), CloseReason::HandlerError);
 }
+
+/// A response body of one data frame and then trailer fields.
+struct WithTrailers {
+    data: Option<Bytes>,
+    trailers: Option<http::HeaderMap>,
+}
+
+impl http_body::Body for WithTrailers {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let frame = match self.data.take() {
+            Some(data) => Some(http_body::Frame::data(data)),
+            None => self.trailers.take().map(http_body::Frame::trailers),
+        };
+        std::task::Poll::Ready(frame.map(Ok))
+    }
+}
+
+/// The data and the trailer fields of a request body.
+async fn collect(body: Body) -> (Vec<u8>, Option<http::HeaderMap>) {
+    let mut body = std::pin::pin!(body);
+    let (mut data, mut trailers) = (Vec::new(), None);
+    while let Some(frame) =
+        std::future::poll_fn(|cx| http_body::Body::poll_frame(body.as_mut(), cx)).await
+    {
+        match frame.expect("a frame").into_data() {
+            Ok(d) => data.extend_from_slice(&d),
+            Err(f) => trailers = f.into_trailers().ok(),
+        }
+    }
+    (data, trailers)
+}
+
+fn trailers_router() -> Router {
+    Router::new()
+        .route(
+            "/sum",
+            post(|req: axum::extract::Request| async move {
+                let (data, trailers) = collect(req.into_body()).await;
+                let sum = trailers
+                    .as_ref()
+                    .and_then(|t| t.get("x-sum"))
+                    .map(|v| v.to_str().unwrap_or("?").to_owned());
+                format!("{} bytes, x-sum {sum:?}", data.len())
+            }),
+        )
+        .route(
+            "/with-trailers",
+            get(|| async {
+                let mut trailers = http::HeaderMap::new();
+                trailers.insert("x-checksum", http::HeaderValue::from_static("42"));
+                Body::new(WithTrailers {
+                    data: Some(Bytes::from_static(b"payload")),
+                    trailers: Some(trailers),
+                })
+            }),
+        )
+}
+
+#[test]
+fn request_trailers_reach_the_service_as_a_trailers_frame() {
+    let server = builder().bind("127.0.0.1:0").expect("bind");
+    let srv = tether::tower::serve(server, trailers_router()).expect("serve");
+    let mut c = Client::connect(srv.local_addr());
+    let mut req = rq::chunked_head("/sum");
+    req.extend_from_slice(b"5\r\nhello\r\n3\r\nabc\r\n0\r\nX-Sum: 8\r\nX-Other: y\r\n\r\n");
+    let r = c.request(&req);
+    assert_eq!(r.text(), "8 bytes, x-sum Some(\"8\")");
+    let r = c.request(&rq::chunked_post("/sum", &[b"no", b"trailers"]));
+    assert_eq!(r.text(), "10 bytes, x-sum None");
+}
+
+#[test]
+fn response_trailers_go_out_only_to_a_client_that_asked() {
+    let server = builder().bind("127.0.0.1:0").expect("bind");
+    let srv = tether::tower::serve(server, trailers_router()).expect("serve");
+    for (te, expect_trailer) in [(Some("TE: trailers"), true), (None, false)] {
+        let mut c = Client::connect(srv.local_addr());
+        let mut headers = vec!["Connection: close"];
+        headers.extend(te);
+        c.send(&rq::get_with("/with-trailers", &headers));
+        let raw = c.read_to_close().expect("read to the close");
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.contains("Transfer-Encoding: chunked\r\n"), "{text}");
+        assert!(text.contains("\r\n7\r\npayload\r\n"), "{text}");
+        if expect_trailer {
+            assert!(text.ends_with("\r\n0\r\nx-checksum: 42\r\n\r\n"), "{text}");
+        } else {
+            assert!(text.ends_with("\r\n0\r\n\r\n"), "{text}");
+        }
+    }
+}

@@ -43,6 +43,10 @@ pub struct Body<'a> {
     timeout: Duration,
     write_timeout: Duration,
     timer: &'a mut Timer,
+    /// The trailer section of a chunked body, as it arrives (boxed: most bodies have none,
+    /// and every connection's future carries this field, one word rather than three).
+    #[allow(clippy::box_collection)]
+    trailers: Option<Box<Vec<u8>>>,
 }
 
 impl<'a> Body<'a> {
@@ -72,6 +76,7 @@ impl<'a> Body<'a> {
             timeout: cfg.body_timeout,
             write_timeout: cfg.write_timeout,
             timer,
+            trailers: None,
         };
         state.error.set(None);
         body.update_state();
@@ -96,6 +101,16 @@ impl<'a> Body<'a> {
             Decode::Length(n) => *n == 0,
             Decode::Chunked(d) => d.is_done(),
         }
+    }
+
+    /// The trailer section of a chunked body once it has been read whole: its field lines,
+    /// each ending in CRLF (parse them with `httparse::parse_headers`, after adding the final
+    /// CRLF). `None` when the body had no trailers or is not read to its end.
+    pub fn trailers(&self) -> Option<&[u8]> {
+        self.trailers
+            .as_deref()
+            .map(Vec::as_slice)
+            .filter(|_| self.is_done())
     }
 
     /// The declared length (`Content-Length`), if any.
@@ -138,6 +153,11 @@ impl<'a> Body<'a> {
                             })
                         })?;
                         let start = self.pos;
+                        if let Some(t) = step.trailer {
+                            self.trailers
+                                .get_or_insert_with(Default::default)
+                                .extend_from_slice(&self.buf[start + t.start..start + t.end]);
+                        }
                         self.pos += step.consumed;
                         if let Some(r) = step.data {
                             break start + r.start..start + r.end;

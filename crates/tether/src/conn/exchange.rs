@@ -15,6 +15,9 @@ pub(crate) struct Exchange<'a> {
     /// streaming response. Behind a reference to a trait object so that the handler's types
     /// ([`crate::Request`], [`crate::Response`]) do not depend on the transport.
     pub io: &'a dyn Transport,
+    /// The server's drain flag: a drain that starts while the handler runs still closes the
+    /// connection after this response.
+    pub draining: &'a Cell<bool>,
     /// What the keep-alive policy settled before the handler ran.
     pub plan: Plan,
     /// A `HEAD` request: responses carry no body.

@@ -2,6 +2,7 @@
 //! and implemented by the server, so that the connection knows nothing of workers,
 //! registries, counters or parking (and the unit tests can run it on a host of their own).
 
+use std::cell::Cell;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -33,8 +34,9 @@ pub(crate) trait Host {
     /// The worker's pool of buffer sets.
     fn pool(&self) -> &Pool;
 
-    /// True once the server is shutting down: every response closes.
-    fn draining(&self) -> bool;
+    /// Set once the server is shutting down: from then on every response closes. A cell,
+    /// so that an exchange can read it when its response head is written.
+    fn draining(&self) -> &Cell<bool>;
 
     /// Gives a new connection its id (unique per server) and its key among the worker's
     /// live connections.

@@ -112,7 +112,7 @@ impl<W: Host, T: Transport> Conn<'_, W, T> {
                     until = self.idle_deadline;
                 }
                 Wake::TimedOut => return Err(CloseReason::IdleTimeout.into()),
-                Wake::Kick(Kick::Close) if self.w.draining() => {
+                Wake::Kick(Kick::Close) if self.w.draining().get() => {
                     return Err(CloseReason::Shutdown.into())
                 }
                 Wake::Kick(Kick::Close) => return Err(CloseReason::Evicted.into()),

@@ -6,8 +6,8 @@
 //! - [`limits`], at accept: the connection's request and lifetime limits, with jitter;
 //! - [`plan`], before the handler runs: what is already known from the client's
 //!   `Connection` header and version, the limits, the lifetime and a drain;
-//! - [`at_head`], when the response head is written: the plan, then the handler's request
-//!   to close, a close-delimited body, and a body left unread beyond the drain budget or
+//! - [`at_head`], when the response head is written: the plan, then a drain that started
+//!   meanwhile, the handler's request to close, a close-delimited body, and a body left unread beyond the drain budget or
 //!   with a client still waiting for `100 Continue`;
 //! - [`when_buffered`] and [`when_streamed`], when the handler returned: a body that failed,
 //!   a handler error, a stream whose write failed;
@@ -102,11 +102,16 @@ pub(crate) fn plan(cfg: &Config, head: &Head, s: Standing) -> Plan {
 pub(crate) fn at_head(
     plan: &Plan,
     body: &BodyState,
+    draining: bool,
     handler_close: bool,
     close_delimited: bool,
 ) -> Option<CloseReason> {
     if let Some(r) = plan.close {
         return Some(r);
+    }
+    if draining {
+        // The drain started while the handler ran.
+        return Some(CloseReason::Shutdown);
     }
     if handler_close {
         return Some(CloseReason::HandlerClose);
@@ -304,27 +309,31 @@ mod tests {
         let p = plan(&cfg, &head(Version::Http11, false, false), standing());
         let body = BodyState::default();
         body.done.set(true);
-        assert_eq!(at_head(&p, &body, false, false), None);
+        assert_eq!(at_head(&p, &body, false, false, false), None);
         assert_eq!(
-            at_head(&p, &body, true, false),
+            at_head(&p, &body, true, false, false),
+            Some(CloseReason::Shutdown)
+        );
+        assert_eq!(
+            at_head(&p, &body, false, true, false),
             Some(CloseReason::HandlerClose)
         );
         assert_eq!(
-            at_head(&p, &body, false, true),
+            at_head(&p, &body, false, false, true),
             Some(CloseReason::CloseDelimited)
         );
         body.done.set(false);
         body.remaining.set(Some(p.drain_bytes));
-        assert_eq!(at_head(&p, &body, false, false), None);
+        assert_eq!(at_head(&p, &body, false, false, false), None);
         body.remaining.set(Some(p.drain_bytes + 1));
         assert_eq!(
-            at_head(&p, &body, false, false),
+            at_head(&p, &body, false, false, false),
             Some(CloseReason::UnreadBody)
         );
         body.remaining.set(Some(1));
         body.awaiting_continue.set(true);
         assert_eq!(
-            at_head(&p, &body, false, false),
+            at_head(&p, &body, false, false, false),
             Some(CloseReason::UnreadBody)
         );
     }

@@ -337,10 +337,11 @@ impl<'w, W: Host, T: Transport> Conn<'w, W, T> {
             served: self.served,
             max_requests: self.max_requests,
             expires: self.expires,
-            draining: self.w.draining(),
+            draining: self.w.draining().get(),
         };
         let cx = Exchange {
             io: &self.stream,
+            draining: self.w.draining(),
             plan: keepalive::plan(cfg, &self.head, standing),
             is_head: self.head.is_head,
             version: self.head.version,

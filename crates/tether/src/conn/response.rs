@@ -242,7 +242,13 @@ impl<'a> Response<'a> {
             return Ok(());
         }
         let chunked = self.cx.version == Version::Http11;
-        let close = keepalive::at_head(&self.cx.plan, &self.cx.body, self.close, !chunked);
+        let close = keepalive::at_head(
+            &self.cx.plan,
+            &self.cx.body,
+            self.cx.draining.get(),
+            self.close,
+            !chunked,
+        );
         self.encode_head(
             if chunked {
                 BodyLength::Chunked
@@ -252,8 +258,23 @@ impl<'a> Response<'a> {
             close,
         );
         self.phase = Phase::Streaming { chunked, close };
+        // The header lines are out; the buffer now collects trailer lines, if any.
+        self.headers.clear();
         let result = flush(self.cx.io, self.out, self.write_timeout).await;
         self.check(result)
+    }
+
+    /// Adds a trailer field, sent after the last chunk of a chunked stream (HTTP/1.1, once
+    /// [`Response::start_stream`] has run). Ignored otherwise, and for the fields the engine
+    /// owns or that could split the message (as [`Response::header`] drops them). Send
+    /// trailers only to a client that asked for them (`TE: trailers`).
+    pub fn trailer(&mut self, name: &str, value: impl AsRef<[u8]>) -> &mut Self {
+        let (name, value) = (name.as_bytes(), value.as_ref());
+        let chunked = matches!(self.phase, Phase::Streaming { chunked: true, .. });
+        if chunked && valid_name(name) && valid_value(value) && !engine_owned(name) {
+            self.push_field(name, value);
+        }
+        self
     }
 
     /// Sends one piece of a streamed body (starting the stream if needed).
@@ -302,7 +323,13 @@ impl<'a> Response<'a> {
                 && handler_ok
                 && cx.body.error.get().is_none()
             {
-                self.out.extend_from_slice(LAST_CHUNK);
+                if self.headers.is_empty() {
+                    self.out.extend_from_slice(LAST_CHUNK);
+                } else {
+                    self.out.extend_from_slice(b"0\r\n");
+                    self.out.extend_from_slice(self.headers);
+                    self.out.extend_from_slice(b"\r\n");
+                }
             }
             return finish;
         }
@@ -314,7 +341,7 @@ impl<'a> Response<'a> {
             }
             Verdict::Drop(reason) => return Finish::Close(reason),
         }
-        let close = keepalive::at_head(&cx.plan, &cx.body, self.close, false);
+        let close = keepalive::at_head(&cx.plan, &cx.body, cx.draining.get(), self.close, false);
         let len = self.body.len(self.buffered);
         self.encode_head(BodyLength::Known(len), close);
         if sends_body {

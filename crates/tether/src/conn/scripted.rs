@@ -270,8 +270,8 @@ impl Host for TestHost {
         &self.pool
     }
 
-    fn draining(&self) -> bool {
-        self.draining.get()
+    fn draining(&self) -> &Cell<bool> {
+        &self.draining
     }
 
     fn register(&self, _now: Instant) -> (u64, usize) {

@@ -73,6 +73,15 @@ pub struct Step {
     pub consumed: usize,
     /// Chunk data found, as a range of the input.
     pub data: Option<Range<usize>>,
+    /// Bytes of trailer field lines (each with its CRLF) consumed, as a range of the input:
+    /// a caller that keeps them, step after step, has the trailer section once the body is
+    /// done.
+    pub trailer: Option<Range<usize>>,
+}
+
+/// Counts input byte `i` in the trailer lines of a step.
+fn trailer_byte(trailer: &mut Option<(usize, usize)>, i: usize) {
+    trailer.get_or_insert((i, i)).1 = i + 1;
 }
 
 /// Incremental chunked-body decoder.
@@ -144,6 +153,8 @@ impl ChunkedDecoder {
     /// the end of the input.
     pub fn step(&mut self, input: &[u8]) -> Result<Step, ChunkError> {
         let mut i = 0;
+        // The trailer field lines met in this step, as a range of the input.
+        let mut trailer: Option<(usize, usize)> = None;
         while i < input.len() {
             let b = input[i];
             match self.state {
@@ -294,6 +305,7 @@ impl ChunkedDecoder {
                     } else {
                         self.meta()?;
                         self.state = State::Trailer;
+                        trailer_byte(&mut trailer, i);
                     }
                 }
                 State::Trailer => {
@@ -304,12 +316,14 @@ impl ChunkedDecoder {
                     } else {
                         self.meta()?;
                     }
+                    trailer_byte(&mut trailer, i);
                 }
                 State::TrailerLf => {
                     if b != b'\n' {
                         return Err(ChunkError::BadLineEnd);
                     }
                     self.state = State::TrailerStart;
+                    trailer_byte(&mut trailer, i);
                 }
                 State::EndLf => {
                     if b != b'\n' {
@@ -319,12 +333,14 @@ impl ChunkedDecoder {
                     return Ok(Step {
                         consumed: i + 1,
                         data: None,
+                        trailer: trailer.map(|(a, b)| a..b),
                     });
                 }
                 State::Done => {
                     return Ok(Step {
                         consumed: i,
                         data: None,
+                        trailer: trailer.map(|(a, b)| a..b),
                     })
                 }
             }
@@ -333,6 +349,7 @@ impl ChunkedDecoder {
         Ok(Step {
             consumed: i,
             data: None,
+            trailer: trailer.map(|(a, b)| a..b),
         })
     }
 
@@ -344,6 +361,7 @@ impl ChunkedDecoder {
         Step {
             consumed: at + n,
             data: (n > 0).then_some(at..at + n),
+            trailer: None,
         }
     }
 }
@@ -587,5 +605,33 @@ mod tests {
         assert_eq!(chunk_line(&spaces), Err(ChunkError::TooLong));
         let quoted = [b"3;a=\"".as_slice(), &[b'q'; 80], b"\"\r\n"].concat();
         assert_eq!(chunk_line(&quoted), Err(ChunkError::TooLong));
+    }
+
+    #[test]
+    fn trailer_lines_are_reported_whole_or_split() {
+        let input = b"5\r\nhello\r\n0\r\nA: 1\r\nB-2: two\r\n\r\n";
+        for split in [input.len(), 1, 3, 7] {
+            let mut d = ChunkedDecoder::new(1024);
+            let (mut data, mut trailers) = (Vec::new(), Vec::new());
+            for piece in input.chunks(split) {
+                let mut at = 0;
+                while at < piece.len() && !d.is_done() {
+                    let step = d.step(&piece[at..]).unwrap();
+                    if let Some(r) = step.data {
+                        data.extend_from_slice(&piece[at + r.start..at + r.end]);
+                    }
+                    if let Some(r) = step.trailer {
+                        trailers.extend_from_slice(&piece[at + r.start..at + r.end]);
+                    }
+                    at += step.consumed;
+                }
+            }
+            assert!(d.is_done());
+            assert_eq!(data, b"hello");
+            assert_eq!(trailers, b"A: 1\r\nB-2: two\r\n", "split {split}");
+        }
+        let mut d = ChunkedDecoder::new(1024);
+        let step = d.step(b"0\r\n\r\n").unwrap();
+        assert!(d.is_done() && step.trailer.is_none());
     }
 }

@@ -132,8 +132,8 @@ impl<H: Handler> Host for Worker<H> {
     }
 
     #[inline]
-    fn draining(&self) -> bool {
-        self.draining.get()
+    fn draining(&self) -> &Cell<bool> {
+        &self.draining
     }
 
     fn register(&self, now: Instant) -> (u64, usize) {

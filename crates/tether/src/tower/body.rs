@@ -43,6 +43,8 @@ pub(crate) struct Feed {
 struct Slot {
     /// The next piece: data, the end (`None`), or the reader's error.
     next: Option<Result<Option<Bytes>, std::io::Error>>,
+    /// The request's trailer fields, yielded as a frame before the end.
+    trailers: Option<http::HeaderMap>,
     /// The end was taken: nothing more will come.
     ended: bool,
     /// A piece was asked for and not yet delivered.
@@ -80,11 +82,17 @@ impl Feed {
         self.wanted.notified().await;
     }
 
-    /// Delivers the next piece (data, `None` at the end, or the reader's error).
-    pub fn put(&self, next: Result<Option<Bytes>, std::io::Error>) {
+    /// Delivers the next piece (data, `None` at the end with the trailer fields if the
+    /// request had any, or the reader's error).
+    pub fn put(
+        &self,
+        next: Result<Option<Bytes>, std::io::Error>,
+        trailers: Option<http::HeaderMap>,
+    ) {
         let waker = {
             let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
             slot.next = Some(next);
+            slot.trailers = trailers;
             slot.asked = false;
             slot.waker.take()
         };
@@ -115,6 +123,11 @@ impl http_body::Body for Body {
                 Poll::Ready(Some(Ok(Frame::data(data))))
             }
             Some(Ok(None)) => {
+                if let Some(trailers) = slot.trailers.take() {
+                    // The end comes at the next poll.
+                    slot.next = Some(Ok(None));
+                    return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                }
                 slot.ended = true;
                 Poll::Ready(None)
             }

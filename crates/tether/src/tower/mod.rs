@@ -26,10 +26,14 @@
 //! its own per request beyond the request's header map. The body is a [`Body`] that
 //! reads lazily through the engine (see its documentation).
 //!
+//! The trailer fields of a chunked request reach the service as the body's trailers frame.
+//!
 //! The response: a body of one frame whose size is known goes out with `Content-Length`;
-//! any other streams, chunked on HTTP/1.1 and delimited by the close on HTTP/1.0. A service
-//! error, or a body error before the head is out, is `500` and a close; after the head, the
-//! connection closes so that the client sees an incomplete body.
+//! any other streams, chunked on HTTP/1.1 and delimited by the close on HTTP/1.0. Its
+//! trailers frame is sent after the last chunk when the request asked for trailers
+//! (`TE: trailers`), and dropped otherwise. A service error, or a body error before the head
+//! is out, is `500` and a close; after the head, the connection closes so that the client
+//! sees an incomplete body.
 //!
 //! Upgrades (WebSocket) are not supported: axum's `WebSocketUpgrade` needs hyper's private
 //! upgrade type, finds none, and answers with its own `426 Upgrade Required`.
@@ -221,6 +225,9 @@ where
     B::Error: Into<BoxError>,
 {
     let is_head = req.method() == "HEAD";
+    let te_trailers = req.header("te").is_some_and(|te| {
+        crate::proto::parse::tokens(te).any(|t| t.eq_ignore_ascii_case(b"trailers"))
+    });
     let (request, feed) = match request::build(req, scratch) {
         Ok(built) => built,
         Err(status) => {
@@ -239,7 +246,7 @@ where
         }
     }
     .map_err(other)?;
-    response::write(response, res, is_head).await
+    response::write(response, res, is_head, te_trailers).await
 }
 
 /// Runs the service's future, reading the request body whenever the service asks for more.
@@ -260,7 +267,11 @@ async fn feeding<F: Future>(
                     .chunk()
                     .await
                     .map(|c| c.map(|c| scratch.copy(c)));
-                feed.put(next);
+                let trailers = match next {
+                    Ok(None) => req.body().trailers().and_then(request::trailers),
+                    _ => None,
+                };
+                feed.put(next, trailers);
             }
         }
     }

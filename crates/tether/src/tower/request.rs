@@ -59,3 +59,24 @@ pub(crate) fn build(
     *request.headers_mut() = headers;
     Ok((request, feed))
 }
+
+/// The trailer fields of a chunked request (its field lines, as the body reader kept them),
+/// or `None` when they do not parse.
+pub(crate) fn trailers(lines: &[u8]) -> Option<http::HeaderMap> {
+    let mut block = Vec::with_capacity(lines.len() + 2);
+    block.extend_from_slice(lines);
+    block.extend_from_slice(b"\r\n");
+    let mut fields = [httparse::EMPTY_HEADER; 32];
+    let httparse::Status::Complete((_, fields)) =
+        httparse::parse_headers(&block, &mut fields).ok()?
+    else {
+        return None;
+    };
+    let mut map = http::HeaderMap::with_capacity(fields.len());
+    for f in fields {
+        let name = HeaderName::from_bytes(f.name.as_bytes()).ok()?;
+        let value = HeaderValue::from_bytes(f.value).ok()?;
+        map.append(name, value);
+    }
+    Some(map)
+}

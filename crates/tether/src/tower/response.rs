@@ -23,6 +23,7 @@ pub(crate) async fn write<B>(
     response: http::Response<B>,
     res: &mut Response<'_>,
     is_head: bool,
+    te_trailers: bool,
 ) -> io::Result<()>
 where
     B: http_body::Body,
@@ -45,38 +46,68 @@ where
         return Ok(());
     }
     let exact = body.size_hint().exact();
-    let Some(first) = next_data(body.as_mut()).await? else {
+    let Some(first) = next_frame(body.as_mut()).await? else {
         return Ok(());
     };
-    if exact == Some(first.len() as u64) || body.is_end_stream() {
-        res.body_bytes(first);
-        return Ok(());
-    }
+    let first = match first {
+        Frame::Data(data) => {
+            // One frame of the announced size: sent whole, unless trailers may follow that
+            // the client asked for.
+            let whole = exact == Some(data.len() as u64) && !te_trailers;
+            if whole || body.is_end_stream() {
+                res.body_bytes(data);
+                return Ok(());
+            }
+            Frame::Data(data)
+        }
+        trailers => trailers,
+    };
     res.start_stream().await?;
-    res.send_chunk(&first).await?;
-    while let Some(data) = next_data(body.as_mut()).await? {
-        res.send_chunk(&data).await?;
+    let mut frame = Some(first);
+    while let Some(f) = frame {
+        match f {
+            Frame::Data(data) => res.send_chunk(&data).await?,
+            Frame::Trailers(fields) if te_trailers => {
+                for (name, value) in &fields {
+                    res.trailer(name.as_str(), value.as_bytes());
+                }
+            }
+            Frame::Trailers(_) => {}
+        }
+        frame = next_frame(body.as_mut()).await?;
     }
     Ok(())
 }
 
-/// The next data frame of `body` as `Bytes` (trailers skipped), or `None` at its end.
-async fn next_data<B>(mut body: Pin<&mut B>) -> io::Result<Option<Bytes>>
+/// A frame of a response body, its data as `Bytes`.
+enum Frame {
+    Data(Bytes),
+    Trailers(http::HeaderMap),
+}
+
+/// The next frame of `body` (empty data frames skipped), or `None` at its end.
+async fn next_frame<B>(mut body: Pin<&mut B>) -> io::Result<Option<Frame>>
 where
     B: http_body::Body,
     B::Error: Into<BoxError>,
 {
     loop {
         let frame = poll_fn(|cx| body.as_mut().poll_frame(cx)).await;
-        match frame {
+        let frame = match frame {
             None => return Ok(None),
             Some(Err(e)) => return Err(io::Error::other(e.into())),
-            Some(Ok(frame)) => {
-                if let Ok(mut data) = frame.into_data() {
-                    let n = data.remaining();
-                    if n > 0 {
-                        return Ok(Some(data.copy_to_bytes(n)));
-                    }
+            Some(Ok(frame)) => frame,
+        };
+        match frame.into_data() {
+            Ok(mut data) => {
+                let n = data.remaining();
+                if n > 0 {
+                    return Ok(Some(Frame::Data(data.copy_to_bytes(n))));
+                }
+            }
+            Err(frame) => {
+                if let Ok(trailers) = frame.into_trailers() {
+                    return Ok(Some(Frame::Trailers(trailers)));
                 }
             }
         }
