@@ -312,12 +312,14 @@ fn wait_closed(server: &Running, count: u64, deadline: Instant) {
     }
 }
 
-/// The axum router of the adapter's allocation tests.
+/// The axum router of the adapter's allocation tests, its routes made once (`with_state`, as
+/// `axum::serve` does), as an application should hand it over.
 fn router() -> axum::Router {
     use axum::routing::{get, post};
     axum::Router::new()
         .route("/plaintext", get(|| async { "Hello, World!" }))
         .route("/echo", post(|body: axum::body::Bytes| async move { body }))
+        .with_state(())
 }
 
 /// The router's own allocations per request, calling it directly on `MEASURED` requests:

@@ -2,7 +2,8 @@
 //!
 //!   axum-peer ADDR            `axum::serve` (hyper 1 through hyper-util) on one tokio
 //!                             current_thread runtime, as the hyper peer
-//!   axum-peer ADDR --tether   tether's tower adapter (`tether::tower::run_until`), one worker
+//!   axum-peer ADDR --tether   tether's tower adapter (`tether::tower::run_make_until` with
+//!                             `into_make_service()`, as `axum::serve` takes it), one worker
 //!
 //! Routes: `GET /` and `GET /plaintext` answer `Hello, World!` as text/plain (the harness's
 //! contract), `POST /echo` answers the request body; no middleware. Both modes stop on
@@ -57,7 +58,10 @@ fn main() -> std::io::Result<()> {
     if on_tether {
         let server = tether::Server::builder().workers(1).bind(addr.as_str())?;
         eprintln!("listening on http://{} (tether)", server.local_addr());
-        let stopped = tether::tower::run_until(server, router(), shutdown())?;
+        // `into_make_service()`, as axum::serve takes the router: the router's routes are
+        // made once, not for each request.
+        let app = router().into_make_service();
+        let stopped = tether::tower::run_make_until(server, app, shutdown())?;
         eprintln!("stopped: {} requests", stopped.stats.requests);
         return Ok(());
     }

@@ -12,6 +12,12 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! With axum, hand over the router as `axum::serve` does: `app.into_make_service()` (or
+//! `into_make_service_with_connect_info`) to [`run_make_until`] or [`serve_make`], or
+//! `app.with_state(())` to [`run_until`] or [`serve`]. Either turns the routes into services
+//! once; a router that has not been through `with_state` rebuilds the route of every request
+//! (a clone of its handler and an allocation, each time).
+//!
 //! Each worker runs the service as a [`Handler`]: per request it clones the service, waits
 //! for `poll_ready` and calls it (as hyper-util's `TowerToHyperService` does). A connection
 //! keeps no service state between requests, so a parked connection is as small as with any
