@@ -5,9 +5,9 @@
 //! The decision is taken in steps, each a function here, each from plain facts:
 //! - [`limits`], at accept: the connection's request and lifetime limits, with jitter;
 //! - [`plan`], before the handler runs: what is already known from the client's
-//!   `Connection` header and version, the limits, the lifetime and a drain;
-//! - [`at_head`], when the response head is written: the plan, then a drain that started
-//!   meanwhile, the handler's request to close, a close-delimited body, and a body left unread beyond the drain budget or
+//!   `Connection` header and version, the limits and the lifetime;
+//! - [`at_head`], when the response head is written: a drain (whenever it started), the
+//!   plan, the handler's request to close, a close-delimited body, and a body left unread beyond the drain budget or
 //!   with a client still waiting for `100 Continue`;
 //! - [`when_buffered`] and [`when_streamed`], when the handler returned: a body that failed,
 //!   a handler error, a stream whose write failed;
@@ -62,17 +62,13 @@ pub(crate) struct Standing {
     /// The connection's request limit (0 = unlimited).
     pub max_requests: u64,
     pub expires: Option<Instant>,
-    /// The server is draining.
-    pub draining: bool,
 }
 
 /// What can be decided before the handler runs.
 #[inline]
 pub(crate) fn plan(cfg: &Config, head: &Head, s: Standing) -> Plan {
     let last = s.max_requests > 0 && s.served + 1 >= s.max_requests;
-    let close = if s.draining {
-        Some(CloseReason::Shutdown)
-    } else if head.conn_close || (head.version == Version::Http10 && !head.conn_keep_alive) {
+    let close = if head.conn_close || (head.version == Version::Http10 && !head.conn_keep_alive) {
         Some(CloseReason::ClientClose)
     } else if last {
         Some(CloseReason::MaxRequests)
@@ -106,12 +102,12 @@ pub(crate) fn at_head(
     handler_close: bool,
     close_delimited: bool,
 ) -> Option<CloseReason> {
+    // Read here rather than in the plan: a drain that started while the handler ran counts.
+    if draining {
+        return Some(CloseReason::Shutdown);
+    }
     if let Some(r) = plan.close {
         return Some(r);
-    }
-    if draining {
-        // The drain started while the handler ran.
-        return Some(CloseReason::Shutdown);
     }
     if handler_close {
         return Some(CloseReason::HandlerClose);
@@ -254,7 +250,6 @@ mod tests {
             served: 0,
             max_requests: 0,
             expires: None,
-            draining: false,
         }
     }
 
@@ -263,14 +258,6 @@ mod tests {
         let cfg = Config::default();
         let h11 = head(Version::Http11, false, false);
         assert_eq!(plan(&cfg, &h11, standing()).close, None);
-        let draining = Standing {
-            draining: true,
-            ..standing()
-        };
-        assert_eq!(
-            plan(&cfg, &h11, draining).close,
-            Some(CloseReason::Shutdown)
-        );
         let close = head(Version::Http11, true, false);
         assert_eq!(
             plan(&cfg, &close, standing()).close,
@@ -312,6 +299,12 @@ mod tests {
         assert_eq!(at_head(&p, &body, false, false, false), None);
         assert_eq!(
             at_head(&p, &body, true, false, false),
+            Some(CloseReason::Shutdown)
+        );
+        // A drain outranks what the plan says (here, the client's own close).
+        let client_close = plan(&cfg, &head(Version::Http11, true, false), standing());
+        assert_eq!(
+            at_head(&client_close, &body, true, false, false),
             Some(CloseReason::Shutdown)
         );
         assert_eq!(

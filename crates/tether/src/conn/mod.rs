@@ -337,7 +337,6 @@ impl<'w, W: Host, T: Transport> Conn<'w, W, T> {
             served: self.served,
             max_requests: self.max_requests,
             expires: self.expires,
-            draining: self.w.draining().get(),
         };
         let cx = Exchange {
             io: &self.stream,
