@@ -19,7 +19,7 @@ use crate::conn::buffers::Pool;
 use crate::conn::handler::Handler;
 use crate::conn::host::{Host, Kick};
 use crate::conn::timed_io::Timer;
-use crate::conn::{self, linger, Parking, Resume, Start};
+use crate::conn::{self, linger, Parking, Start};
 use crate::lifecycle::{CloseReason, ConnEvent, ConnState};
 use crate::proto::status::Status;
 use crate::proto::{date, encode};
@@ -261,15 +261,11 @@ fn restart<H: Handler>(w: &Rc<Worker<H>>, key: usize, p: Parked) {
         Ok(stream) => spawn_conn(w, ticket, stream, Start::Resumed(key, Box::new(conn))),
         Err(e) => {
             tracing::warn!(error = %e, "a parked connection could not resume");
-            lost(w, key, &conn, ticket);
+            conn::lost(&**w, key, &conn);
+            drop(ticket);
+            w.connection_ended();
         }
     }
-}
-
-fn lost<H: Handler>(w: &Worker<H>, key: usize, conn: &Resume, ticket: Ticket) {
-    conn::lost(w, key, conn);
-    drop(ticket);
-    w.connection_ended();
 }
 
 /// Watches the worker's parked connections and resumes each when it is due.
