@@ -98,6 +98,16 @@ fn valid_name(name: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// True for a field that cannot split the message; a field that could is dropped, with a
+/// warning.
+fn well_formed(name: &[u8], value: &[u8]) -> bool {
+    let ok = valid_name(name) && valid_value(value);
+    if !ok {
+        tracing::warn!("invalid response field dropped");
+    }
+    ok
+}
+
 /// True when `v` holds no CR, LF or NUL, which could split the head. Eight bytes at a time
 /// (the last eight overlapping the others): nearly every response sets a content type.
 #[inline]
@@ -150,8 +160,7 @@ impl<'a> Response<'a> {
     /// A name or value that could split the head (CR, LF) is dropped.
     pub fn header(&mut self, name: &str, value: impl AsRef<[u8]>) -> &mut Self {
         let (name, value) = (name.as_bytes(), value.as_ref());
-        if !valid_name(name) || !valid_value(value) {
-            tracing::warn!("invalid response header dropped");
+        if !well_formed(name, value) {
             return self;
         }
         if engine_owned(name) {
@@ -271,7 +280,7 @@ impl<'a> Response<'a> {
     pub fn trailer(&mut self, name: &str, value: impl AsRef<[u8]>) -> &mut Self {
         let (name, value) = (name.as_bytes(), value.as_ref());
         let chunked = matches!(self.phase, Phase::Streaming { chunked: true, .. });
-        if chunked && valid_name(name) && valid_value(value) && !engine_owned(name) {
+        if chunked && well_formed(name, value) && !engine_owned(name) {
             self.push_field(name, value);
         }
         self
