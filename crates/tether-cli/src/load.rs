@@ -10,8 +10,6 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tether_load::{Bounds, Config, ConnMode, Progress, StatusSet, Target, DEFAULT_CAP};
 
-use crate::duration;
-
 /// Flags of `tether load`.
 #[derive(Args, Debug)]
 pub struct LoadArgs {
@@ -29,7 +27,7 @@ pub struct LoadArgs {
     pub requests: Option<u64>,
 
     /// Measured time (with -n: a cap) [default: 10s, or 10m with -n]
-    #[arg(short = 'd', long, value_name = "D", value_parser = duration::parse)]
+    #[arg(short = 'd', long, value_name = "D", value_parser = tether::parse_duration)]
     pub duration: Option<Duration>,
 
     /// Open loop: requests per second in total, each due at a fixed time; latency counts
@@ -71,11 +69,11 @@ pub struct LoadArgs {
     pub body: Option<PathBuf>,
 
     /// Run this long before measuring; its requests are not reported
-    #[arg(long, value_name = "D", default_value = "0", value_parser = duration::parse)]
+    #[arg(long, value_name = "D", default_value = "0", value_parser = tether::parse_duration)]
     pub warmup: Duration,
 
     /// Longest wait to connect, or for a response after its request was written
-    #[arg(long, value_name = "D", default_value = "10s", value_parser = duration::parse)]
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = tether::parse_duration)]
     pub timeout: Duration,
 
     /// Run twice, keep-alive then a new connection per request, and print them side by side
@@ -99,7 +97,7 @@ pub struct LoadArgs {
 fn parse_interval(s: &str) -> Result<Duration, String> {
     match s.trim().parse::<u64>() {
         Ok(ms) => Ok(Duration::from_millis(ms)),
-        Err(_) => duration::parse(s),
+        Err(_) => tether::parse_duration(s),
     }
 }
 

@@ -5,7 +5,6 @@
 //! generator that measures what keep-alive is worth.
 
 mod app;
-mod duration;
 mod load;
 mod serve;
 

@@ -224,52 +224,25 @@ impl Value for Duration {
     }
 }
 
-/// Reads `500ms`, `75s`, `1m 30s` (numbers and units, spaces allowed between the parts) or
-/// a bare `0`, in the syntax of `humantime` for whole numbers.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    const NANOS_PER_SEC: u128 = 1_000_000_000;
-    let expected = |why: &str| format!("{why}expected a duration such as 500ms, 2s or 1m, or 0");
-    let too_long = || expected("too long; ");
+/// Reads a duration as the settings and the command line write it: `500ms`, `75s`, `1m 30s`
+/// (humantime's syntax) or a bare `0`, which disables a timeout.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(tether::parse_duration("1m 15s"), Ok(Duration::from_secs(75)));
+/// assert_eq!(tether::parse_duration("0"), Ok(Duration::ZERO));
+/// assert!(tether::parse_duration("10").is_err(), "a number other than 0 needs a unit");
+/// ```
+///
+/// # Errors
+/// A message that says what was expected.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     if s == "0" {
         return Ok(Duration::ZERO);
     }
-    if s.is_empty() {
-        return Err(expected(""));
-    }
-    let mut total: u128 = 0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(expected(""));
-        }
-        let number: u128 = rest[..digits].parse().map_err(|_| too_long())?;
-        rest = rest[digits..].trim_start();
-        let letters = rest
-            .find(|c: char| !c.is_alphabetic())
-            .unwrap_or(rest.len());
-        let per: u128 = match &rest[..letters] {
-            "" => return Err(expected("a number other than 0 needs a unit; ")),
-            "ns" | "nsec" | "nsecs" => 1,
-            "us" | "µs" | "usec" | "usecs" => 1_000,
-            "ms" | "msec" | "msecs" => 1_000_000,
-            "s" | "sec" | "secs" | "second" | "seconds" => NANOS_PER_SEC,
-            "m" | "min" | "mins" | "minute" | "minutes" => 60 * NANOS_PER_SEC,
-            "h" | "hr" | "hrs" | "hour" | "hours" => 3_600 * NANOS_PER_SEC,
-            "d" | "day" | "days" => 86_400 * NANOS_PER_SEC,
-            unit => return Err(expected(&format!("unknown unit {unit:?}; "))),
-        };
-        total = number
-            .checked_mul(per)
-            .and_then(|n| total.checked_add(n))
-            .ok_or_else(too_long)?;
-        rest = rest[letters..].trim_start();
-    }
-    let secs = u64::try_from(total / NANOS_PER_SEC).map_err(|_| too_long())?;
-    Ok(Duration::new(secs, (total % NANOS_PER_SEC) as u32))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{e}; expected a duration such as 500ms, 2s or 1m, or 0"))
 }
 
 /// Defines [`Config`] and everything that comes from the list of its settings.
@@ -622,6 +595,27 @@ mod tests {
         let e = c.set("header_timeout", "10").expect_err("no unit");
         assert!(e.contains("expected a duration"), "{e}");
         assert_eq!(c.get("no_such_setting"), None);
+    }
+
+    #[test]
+    fn durations_units_and_zero() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1m 15s"), Ok(Duration::from_secs(75)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn durations_reject_junk() {
+        assert!(parse_duration("5parsecs").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(
+            parse_duration("10").is_err(),
+            "a bare number other than 0 needs a unit"
+        );
     }
 
     #[test]

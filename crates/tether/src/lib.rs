@@ -44,7 +44,7 @@ mod server;
 #[cfg(feature = "tower")]
 pub mod tower;
 
-pub use config::{Config, Kind, Setting, PARK_AFTER_UNDER_PRESSURE};
+pub use config::{parse_duration, Config, Kind, Setting, PARK_AFTER_UNDER_PRESSURE};
 pub use conn::body::Body;
 pub use conn::exchange::BodyError;
 pub use conn::handler::Handler;
