@@ -78,24 +78,43 @@ pub struct Response<'a> {
     failed: Option<CloseReason>,
 }
 
-/// Headers the engine writes itself; a handler's copy is dropped.
+/// Headers the engine writes itself; a handler's copy is dropped. The length picks the one
+/// name to compare: this runs for every field of every response.
 fn engine_owned(name: &[u8]) -> bool {
-    [
-        &b"content-length"[..],
-        b"transfer-encoding",
-        b"connection",
-        b"keep-alive",
-        b"date",
-    ]
-    .iter()
-    .any(|n| n.eq_ignore_ascii_case(name))
+    let is = |n: &[u8]| n.eq_ignore_ascii_case(name);
+    match name.len() {
+        4 => is(b"date"),
+        10 => is(b"connection") || is(b"keep-alive"),
+        14 => is(b"content-length"),
+        17 => is(b"transfer-encoding"),
+        _ => false,
+    }
 }
+
+/// The bytes of a token (RFC 9110 `tchar`), as one bit each of a 256-bit set.
+const TCHAR: [u64; 4] = {
+    let mut set = [0u64; 4];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'..=b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+            )
+        {
+            set[b / 64] |= 1 << (b % 64);
+        }
+        b += 1;
+    }
+    set
+};
 
 fn valid_name(name: &[u8]) -> bool {
     !name.is_empty()
         && name
             .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            .all(|&b| TCHAR[usize::from(b >> 6)] >> (b & 63) & 1 == 1)
 }
 
 /// True for a field that cannot split the message; a field that could is dropped, with a
@@ -394,5 +413,31 @@ mod tests {
         }
         assert!(valid_value("text/plain; charset=utf-8 \u{e9}\t".as_bytes()));
         assert!(engine_owned(b"Content-Length"));
+    }
+
+    #[test]
+    fn token_bytes_are_rfc_9110_tchar() {
+        let tchar = b"!#$%&'*+-.^_`|~";
+        for b in 0..=255u8 {
+            let want = b.is_ascii_alphanumeric() || tchar.contains(&b);
+            assert_eq!(valid_name(&[b]), want, "byte {b:#04x}");
+        }
+        assert!(!valid_name(b""));
+    }
+
+    #[test]
+    fn engine_fields_are_found_in_any_case() {
+        for name in [
+            "date",
+            "Connection",
+            "KEEP-ALIVE",
+            "content-length",
+            "Transfer-Encoding",
+        ] {
+            assert!(engine_owned(name.as_bytes()), "{name}");
+        }
+        for name in ["dates", "content-type", "connectio", "x-content-length", ""] {
+            assert!(!engine_owned(name.as_bytes()), "{name}");
+        }
     }
 }
