@@ -182,3 +182,31 @@ free_port() {
 selected_servers() {
     if [ $# -gt 0 ]; then echo "$@"; else echo "${DEFAULT_SERVERS[@]}"; fi
 }
+
+# run_meta COMMAND SECONDS LOAD_BEFORE: the lines of OUT/meta.txt that every full run
+# writes (date, machine, commit, command, duration, load, rounds, rustc), for report.py.
+run_meta() {
+    local commit cpu family
+    commit=$(git -C "$ROOT" rev-parse --short HEAD 2> /dev/null || echo "?")
+    if [ -n "$(git -C "$ROOT" status --porcelain -- crates 2> /dev/null)" ]; then
+        commit+=" with uncommitted changes to the engine"
+    fi
+    cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+    family=$(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head -1)
+    echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "machine: $cpu (family $family), $(nproc) logical CPUs," \
+        "$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)," \
+        "Linux $(uname -r); servers pinned to CPU $SERVER_CPU, load to CPU $LOAD_CPU"
+    echo "commit: $commit"
+    echo "command: $1"
+    echo "duration: $(($2 / 60)) min $(($2 % 60)) s"
+    echo "load before: $3"
+    sed -n 's/^rounds: /peers rounds: /p' "$OUT/peers-meta.txt" 2> /dev/null || true
+    echo "version rust: $(rustc --version)"
+}
+
+# lock_version FOLDER CRATE: the version of CRATE in bench/peers/FOLDER/Cargo.lock.
+lock_version() {
+    awk -v c="$2" '$0 == "name = \"" c "\"" { getline; gsub(/version = |"/, ""); print; exit }' \
+        "$BENCH/peers/$1/Cargo.lock"
+}

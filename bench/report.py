@@ -8,7 +8,8 @@ heap.tsv, alloc.tsv, idle.tsv; any of them may be missing) and writes RESULTS_DI
 every round in detail. With --doc it also rewrites, in that file, each section between
 `<!-- bench:NAME begin -->` and `<!-- bench:NAME end -->` (NAME: run, peers, floor, callgrind,
 alloc, idle, targets) and leaves everything else as it is. A marker pair missing from the
-file is an error: nothing is written then.
+file is an error: nothing is written then. The results of bench/axum.sh (the servers axum
+and tether-axum only) fill one section instead, NAME axum.
 """
 import csv
 import os
@@ -405,6 +406,77 @@ def targets_section(p, cg, alloc, idle, meta):
     return out + table(["target", "measured", "met?"], rows, ["---", "---", "---"])
 
 
+# ---------------------------------------------------------------------------- axum
+
+AXUM_TARGET = 0.8  # issue 13: the tether-hosted router at most 0.8 x axum on hyper's
+
+
+def axum_section(p, cg, heap, meta):
+    """the same router on axum::serve (axum) and on tether's adapter (tether-axum)"""
+    t, h = "tether-axum", "axum"
+    out = ["Measured %s with `bench/axum.sh` at commit %s (%s): the router of "
+           "`bench/peers/axum` served by `axum::serve` and by `tether::tower`, each pinned "
+           "to CPU 0, the load on CPU 1. CPU figures are medians over %s interleaved rounds, "
+           "each ratio the median of the ratios taken within one round (range in brackets); "
+           "*met?* compares the median with the target. The C floor (`bench/floor`, epoll, "
+           "a fixed answer) ran in the same rounds: the least CPU per request a server can "
+           "spend here, most of it the kernel's."
+           % (meta.get("date", "?"), meta.get("commit", "?"), meta.get("version axum", "?"),
+              len(p.rounds) or "no"), ""]
+    rows = []
+
+    def cpu_row(load, label, target):
+        key = load + "_cpu_s_per_100k"
+        a, b = p.med(t, key), p.med(h, key)
+        med, lo, hi = p.ratio(t, h, key)
+        met = "n/a" if med is None or target is None else (
+            "yes" if med <= target else "**no**")
+        floor = p.med("floor", key)
+        fl = p.ratio("floor", h, key)[0]
+        rows.append(["server CPU s per 100k requests, %s" % label, f_fix(b), f_fix(a),
+                     f_range(med, lo, hi),
+                     "%s (%s)" % (f_fix(floor), f_ratio(fl)) if floor is not None else "",
+                     "≤ %.1f" % target if target else "", met])
+
+    cpu_row("a", "keep-alive, 100 connections (a)", AXUM_TARGET)
+    cpu_row("b", "pipelined x16 (b)", AXUM_TARGET)
+    cpu_row("c", "new connection per request (c)", AXUM_TARGET)
+    cpu_row("d", "one connection, sequential (d)", None)
+    for load, label in (("a", "keep-alive (a)"), ("b", "pipelined (b)"),
+                        ("c", "new connection (c)")):
+        med, lo, hi = p.ratio(t, h, load + "_rps")
+        rows.append(["requests/s, %s" % label, rps_cell(p, h, load), rps_cell(p, t, load),
+                     f_range(med, lo, hi), "", "", ""])
+    by = {(r["server"], r["depth"]): num(r["instructions"]) for r in cg}
+    for depth in ("1", "c100"):
+        a, b = by.get((t, depth)), by.get((h, depth))
+        ratio = a / b if a is not None and b else None
+        rows.append(["callgrind instructions per request, %s" % depth_label(depth), f_int(b),
+                     f_int(a), f_ratio(ratio), "", "≤ %.1f" % AXUM_TARGET,
+                     "n/a" if ratio is None else ("yes" if ratio <= AXUM_TARGET else "**no**")])
+    hp = {r["server"]: r for r in heap}
+    if t in hp and h in hp:
+        a, b = num(hp[t]["allocs_per_request"]), num(hp[h]["allocs_per_request"])
+        rows.append(["heap allocations per request", f_fix(b, 1), f_fix(a, 1),
+                     f_ratio(a / b if b else None), "", "fewer",
+                     "yes" if a < b else "**no**"])
+        for key, label in (("bytes_per_request", "heap bytes per request"),
+                           ("allocs_per_connection", "heap allocations per connection"),
+                           ("bytes_per_connection", "heap bytes per connection")):
+            a, b = num(hp[t][key]), num(hp[h][key])
+            rows.append([label, f_int(b), f_int(a), f_ratio(a / b if b else None), "", "",
+                         ""])
+    out += table(["measure", "axum on hyper", "axum on tether", "tether ÷ hyper",
+                  "C floor (÷ hyper)", "target", "met?"], rows,
+                 ["---", "--:", "--:", "--:", "--:", "--:", "---"])
+    others = [num(r[l + "_other_cpu_pct"]) for r in p.rows for l, _ in LOADS]
+    others = [o for o in others if o is not None]
+    if others:
+        out += ["", "Noise: other work took a median %.0f%% and at most %.0f%% of one core "
+                "during a load." % (median(others), max(others))]
+    return out
+
+
 # ---------------------------------------------------------------------------- run
 
 def run_section(meta):
@@ -491,7 +563,25 @@ def main():
     heap = read_tsv(os.path.join(res, "heap.tsv"))
     alloc = read_tsv(os.path.join(res, "alloc.tsv"))
     idle = read_tsv(os.path.join(res, "idle.tsv"))
-    sections = {
+    if "tether-axum" in p.servers and "tether" not in p.servers:
+        sections = {"axum": axum_section(p, cg, heap, meta)}
+    else:
+        sections = full_sections(meta, p, cg, heap, alloc, idle)
+    with open(os.path.join(res, "results.md"), "w") as f:
+        lines = ["# Benchmark results", ""]
+        for name in SECTIONS + ["axum"]:
+            if name in sections:
+                lines += ["## %s" % name, ""] + sections[name] + [""]
+        lines += details(p, meta)
+        f.write("\n".join(lines))
+    print("wrote %s" % os.path.join(res, "results.md"))
+    if doc:
+        rewrite(doc, sections)
+        print("rewrote the tables of %s" % doc)
+
+
+def full_sections(meta, p, cg, heap, alloc, idle):
+    return {
         "run": run_section(meta),
         "peers": peers_section(p, meta),
         "floor": floor_section(p, meta),
@@ -500,16 +590,6 @@ def main():
         "idle": idle_section(idle, meta),
         "targets": targets_section(p, cg, alloc, idle, meta),
     }
-    with open(os.path.join(res, "results.md"), "w") as f:
-        lines = ["# Benchmark results", ""]
-        for name in SECTIONS:
-            lines += ["## %s" % name, ""] + sections[name] + [""]
-        lines += details(p, meta)
-        f.write("\n".join(lines))
-    print("wrote %s" % os.path.join(res, "results.md"))
-    if doc:
-        rewrite(doc, sections)
-        print("rewrote the tables of %s" % doc)
 
 
 if __name__ == "__main__":

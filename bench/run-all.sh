@@ -70,31 +70,12 @@ step heap "$BENCH/heap.sh"
 step alloc "$BENCH/alloc.sh"
 step idle "$BENCH/idle.sh"
 
-lock_version() { # FOLDER CRATE
-    awk -v c="$2" '$0 == "name = \"" c "\"" { getline; gsub(/version = |"/, ""); print; exit }' \
-        "$BENCH/peers/$1/Cargo.lock"
-}
 deb_version() { dpkg-query -W -f '${Version}' "$1" 2> /dev/null || echo "?"; }
 first_line() { "$@" 2>&1 | head -1 || true; }
-commit=$(git -C "$ROOT" rev-parse --short HEAD 2> /dev/null || echo "?")
-if [ -n "$(git -C "$ROOT" status --porcelain -- crates 2> /dev/null)" ]; then
-    commit+=" with uncommitted changes to the engine"
-fi
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
-family=$(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head -1)
 elapsed=$(($(date +%s) - start))
 {
-    echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "machine: $cpu (family $family), $(nproc) logical CPUs," \
-        "$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)," \
-        "Linux $(uname -r); servers pinned to CPU $SERVER_CPU, load to CPU $LOAD_CPU"
-    echo "commit: $commit"
+    run_meta "${RUN_ALL_COMMAND:-bench/run-all.sh}" "$elapsed" "$load_before"
     echo "tether: tether serve --workers 1 --listen 127.0.0.1:PORT"
-    echo "command: ${RUN_ALL_COMMAND:-bench/run-all.sh}"
-    echo "duration: $((elapsed / 60)) min $((elapsed % 60)) s"
-    echo "load before: $load_before"
-    sed -n 's/^rounds: /peers rounds: /p' "$OUT/peers-meta.txt" 2> /dev/null || true
-    echo "version rust: $(rustc --version)"
     echo "version hyper: hyper $(lock_version hyper hyper), hyper-util" \
         "$(lock_version hyper hyper-util), tokio $(lock_version hyper tokio), current-thread runtime"
     echo "version actix: actix-web $(lock_version actix actix-web), workers(1)"

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The same axum router on axum::serve (hyper) and on tether's tower adapter, in one run,
+# then the "axum" tables of BENCHMARKS.md rewritten from the results.
+#
+#   bench/axum.sh                 build, measure (about 8 minutes on 2 cores), rewrite
+#   RUNS=5 bench/axum.sh          more rounds of the four loads (3 by default)
+#   DOC= bench/axum.sh            leave BENCHMARKS.md alone (results.md only)
+#
+# Steps: build-peers.sh axum tether-axum floor (one crate, bench/peers/axum, and the C
+# floor), peers.sh (the four loads, interleaved rounds; the floor runs beside the two as the
+# least CPU per request any server can reach on this machine), callgrind.sh (instructions per request, sequential and 100
+# connections), heap.sh (allocations per request and per connection), then report.py.
+# Results go to bench/results/axum-DATE/ (OUT=DIR to choose). Nothing here runs in CI.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+OUT=${OUT:-$BENCH/results/axum-$(date -u +%Y%m%d-%H%M%S)}
+DOC=${DOC-$ROOT/BENCHMARKS.md}
+export OUT RUNS=${RUNS:-3}
+mkdir -p "$OUT"
+start=$(date +%s)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
+"$BENCH/build-peers.sh" axum tether-axum floor
+"$BENCH/peers.sh" axum tether-axum floor
+DEPTHS="1 c100" "$BENCH/callgrind.sh" axum tether-axum
+"$BENCH/heap.sh" axum tether-axum
+
+elapsed=$(($(date +%s) - start))
+{
+    run_meta "bench/axum.sh" "$elapsed" "$load_before"
+    echo "version axum: axum $(lock_version axum axum), hyper $(lock_version axum hyper), hyper-util" \
+        "$(lock_version axum hyper-util), tokio $(lock_version axum tokio); axum::serve on a" \
+        "current-thread runtime; on tether: tether::tower::run_make_until, workers(1)"
+} > "$OUT/meta.txt"
+
+if [ -n "$DOC" ]; then
+    python3 "$BENCH/report.py" "$OUT" --doc "$DOC"
+else
+    python3 "$BENCH/report.py" "$OUT"
+fi
+echo "results: $OUT ($((elapsed / 60)) min $((elapsed % 60)) s)"
