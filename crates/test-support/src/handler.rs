@@ -24,6 +24,10 @@ pub const STREAM_PARTS: [&[u8]; 3] = [b"hello", b", ", b"stream"];
 /// | `/status?code=N` | empty response with status N |
 /// | `/big?len=N` | N bytes of [`big_body`] |
 /// | `/big?len=N&chunk=M` | the same, streamed in pieces of M bytes with `send_chunk` |
+/// | `/big?len=N&file=1` | the same from a file, with `send_file` (Content-Length) |
+/// | `/big?len=N&file=1&chunk=M` | from the file in a chunked stream, M bytes per `send_file` |
+/// | `/big?len=N&file=1&split=1` | a sized body: 10 bytes by `send_chunk`, the file's middle, 10 bytes |
+/// | `/big?len=N&file=1&short=K` | announces N bytes from the file and sends K fewer |
 /// | `/stream` | streams [`STREAM_PARTS`] with `send_chunk` |
 /// | `/stream-fail` | streams one part, then fails |
 /// | `/close` | answers `bye` and asks to close the connection |
@@ -71,7 +75,45 @@ async fn sleep_ms(ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
+/// An open, already unlinked file holding `big_body(len)`.
+pub fn big_file(len: usize) -> std::fs::File {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("tether-big-{}-{n}", std::process::id()));
+    std::fs::write(&path, big_body(len)).expect("write the body file");
+    let file = std::fs::File::open(&path).expect("open the body file");
+    let _ = std::fs::remove_file(&path);
+    file
+}
+
+async fn big_from_file(req: &Request<'_>, res: &mut Response<'_>, len: u64) -> io::Result<()> {
+    let file = big_file(usize::try_from(len).unwrap());
+    let (chunk, short) = (query_num(req, "chunk"), query_num(req, "short"));
+    if query_num(req, "split") == 1 {
+        let body = big_body(usize::try_from(len).unwrap());
+        res.start_sized(len);
+        res.send_chunk(&body[..10]).await?;
+        res.send_file(&file, 10, len - 20).await?;
+        return res.send_chunk(&body[body.len() - 10..]).await;
+    }
+    if chunk == 0 {
+        res.start_sized(len);
+        return res.send_file(&file, 0, len - short).await;
+    }
+    let mut at = 0;
+    while at < len {
+        let n = chunk.min(len - at);
+        res.send_chunk(b"").await?;
+        res.send_file(&file, at, n).await?;
+        at += n;
+    }
+    Ok(())
+}
+
 async fn big(req: &Request<'_>, res: &mut Response<'_>) -> io::Result<()> {
+    if query_num(req, "file") == 1 {
+        return big_from_file(req, res, query_num(req, "len")).await;
+    }
     let len = usize::try_from(query_num(req, "len")).unwrap();
     match usize::try_from(query_num(req, "chunk")).unwrap() {
         0 => {

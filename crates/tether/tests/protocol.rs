@@ -635,11 +635,11 @@ fn write_timeout_while_streaming_is_the_close_reason() {
     assert_closed_for_write_timeout(&get(&format!("{}&chunk=65536", big_path())));
 }
 
-#[test]
-fn write_timeout_counts_time_without_progress() {
-    // A reader that takes a piece every 100 ms, for longer than the write timeout in all.
-    // The server sees progress when its send buffer has room again, which the kernel reports
-    // once about a third of it is free: hence pieces of a quarter of the largest buffer.
+/// A reader that takes a piece every 100 ms, for longer than the write timeout in all, gets
+/// the whole of `/big?len=...` plus `suffix`. The server sees progress when its send buffer
+/// has room again, which the kernel reports once about a third of it is free: hence pieces
+/// of a quarter of the largest buffer.
+fn assert_write_timeout_counts_progress(suffix: &str) {
     let timeout = 300 * MS;
     let events = Events::default();
     let srv = start(events.on(builder().write_timeout(timeout)));
@@ -647,7 +647,7 @@ fn write_timeout_counts_time_without_progress() {
     let mut c = Client::connect_with_recv_buffer(srv.local_addr(), piece);
     c.pace_reads(piece, 100 * MS);
     let since = Instant::now();
-    let r = c.request(&get(&format!("/big?len={len}")));
+    let r = c.request(&get(&format!("/big?len={len}{suffix}")));
     assert_eq!(r.status, 200);
     assert!(r.body == big_body(len), "response body differs");
     assert!(!r.closes());
@@ -660,6 +660,111 @@ fn write_timeout_counts_time_without_progress() {
     );
     assert_plaintext(&mut c);
     assert_eq!(srv.stats().closed_for(CloseReason::WriteTimeout), 0);
+}
+
+#[test]
+fn write_timeout_counts_time_without_progress() {
+    assert_write_timeout_counts_progress("");
+}
+
+// ---------------------------------------------------------------------------------------
+// File bodies (send_file: sendfile(2) on TCP)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_file_goes_out_whole_with_its_length_and_the_connection_lives_on() {
+    let srv = start(builder());
+    let mut c = connect(&srv);
+    // One byte, a small file, and one longer than three sendfile pieces of 2 MiB.
+    for len in [1, 100_000, 3 * (2 << 20) + 5] {
+        let r = c.request(&get(&format!("/big?len={len}&file=1")));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-length"), Some(len.to_string().as_str()));
+        assert!(!r.is_chunked());
+        assert!(r.body == big_body(len), "body of {len} bytes differs");
+        assert!(!r.closes());
+    }
+    assert_plaintext(&mut c);
+    assert_eq!(srv.stats().accepted, 1);
+}
+
+#[test]
+fn head_of_a_file_announces_its_length_without_the_body() {
+    let srv = start(builder());
+    let mut c = connect(&srv);
+    c.send(b"HEAD /big?len=5000&file=1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.head_reply();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("5000"));
+    assert!(r.body.is_empty());
+    // Nothing of the body follows: the next answer is the next request's.
+    assert_plaintext(&mut c);
+}
+
+#[test]
+fn pipelined_file_requests_are_answered_in_order() {
+    let srv = start(builder());
+    let mut c = connect(&srv);
+    let lens = [70_000, 1, 300_000, 2 << 20];
+    let mut batch = Vec::new();
+    for len in lens {
+        batch.extend_from_slice(&get(&format!("/big?len={len}&file=1")));
+        batch.extend_from_slice(&get("/plaintext"));
+    }
+    c.send(&batch);
+    for len in lens {
+        let r = c.reply();
+        assert_eq!(r.header("content-length"), Some(len.to_string().as_str()));
+        assert!(r.body == big_body(len), "body of {len} bytes differs");
+        let r = c.reply();
+        assert_eq!(r.body, PLAINTEXT);
+    }
+    assert_plaintext(&mut c);
+}
+
+#[test]
+fn file_pieces_go_inside_a_sized_body_and_inside_a_stream() {
+    let srv = start(builder());
+    let mut c = connect(&srv);
+    let len = 200_000;
+    let r = c.request(&get(&format!("/big?len={len}&file=1&split=1")));
+    assert_eq!(r.header("content-length"), Some(len.to_string().as_str()));
+    assert!(r.body == big_body(len), "sized body differs");
+    let r = c.request(&get(&format!("/big?len={len}&file=1&chunk=65536")));
+    assert!(r.is_chunked());
+    assert!(r.body == big_body(len), "chunked body differs");
+    assert_plaintext(&mut c);
+}
+
+#[test]
+fn a_sized_body_left_short_ends_in_a_close() {
+    let events = Events::default();
+    let srv = start(events.on(builder()));
+    let mut c = connect(&srv);
+    c.send(&get("/big?len=1000&file=1&short=10"));
+    let raw = c.read_to_close().expect("read to the close");
+    let head_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
+    let head = String::from_utf8_lossy(&raw[..head_end]);
+    assert!(head.contains("Content-Length: 1000"), "{head}");
+    assert!(raw[head_end..] == big_body(990)[..], "the 990 bytes sent");
+    assert_eq!(
+        events.closed(c.peer()).reason,
+        Some(CloseReason::HandlerError)
+    );
+}
+
+#[test]
+fn reader_that_stops_mid_file_is_closed_after_write_timeout() {
+    assert_closed_for_write_timeout(&get(&format!("{}&file=1", big_path())));
+}
+
+#[test]
+fn write_timeout_counts_progress_of_a_file() {
+    assert_write_timeout_counts_progress("&file=1");
 }
 
 // ---------------------------------------------------------------------------------------

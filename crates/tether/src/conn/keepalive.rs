@@ -10,7 +10,7 @@
 //!   plan, the handler's request to close, a close-delimited body, and a body left unread beyond the drain budget or
 //!   with a client still waiting for `100 Continue`;
 //! - [`when_buffered`] and [`when_streamed`], when the handler returned: a body that failed,
-//!   a handler error, a stream whose write failed;
+//!   a handler error, a stream whose write failed, a sized body left short;
 //! - [`after_discard`], when an unread body rest was discarded (or not) within the budget;
 //! - [`lingers`], at the close: whether to drain the client's input before closing.
 
@@ -164,13 +164,15 @@ pub(crate) fn when_buffered(body: &BodyState, handler_ok: bool) -> Verdict {
 pub(crate) fn when_streamed(
     failed: Option<CloseReason>,
     handler_ok: bool,
+    short: bool,
     body: &BodyState,
     at_head: Option<CloseReason>,
 ) -> Finish {
     if let Some(r) = failed {
         return Finish::Close(r);
     }
-    if !handler_ok {
+    // A sized body left short: only the close tells the client it ends there.
+    if !handler_ok || short {
         return Finish::Close(CloseReason::HandlerError);
     }
     if let Some(e) = body.error.get() {
@@ -350,13 +352,20 @@ mod tests {
             Verdict::Drop(CloseReason::ClosedMidRequest)
         );
         body.error.set(None);
-        assert_eq!(when_streamed(None, true, &body, None), Finish::KeepAlive);
         assert_eq!(
-            when_streamed(Some(CloseReason::WriteTimeout), true, &body, None),
+            when_streamed(None, true, false, &body, None),
+            Finish::KeepAlive
+        );
+        assert_eq!(
+            when_streamed(None, true, true, &body, None),
+            Finish::Close(CloseReason::HandlerError)
+        );
+        assert_eq!(
+            when_streamed(Some(CloseReason::WriteTimeout), true, false, &body, None),
             Finish::Close(CloseReason::WriteTimeout)
         );
         assert_eq!(
-            when_streamed(None, false, &body, None),
+            when_streamed(None, false, false, &body, None),
             Finish::Close(CloseReason::HandlerError)
         );
         assert_eq!(after_discard(false), Finish::Close(CloseReason::UnreadBody));

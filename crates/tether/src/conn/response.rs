@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use crate::conn::exchange::Exchange;
 use crate::conn::keepalive::{self, Finish, Verdict};
-use crate::conn::timed_io::{flush, write_all};
+use crate::conn::timed_io::{self, flush, write_all};
 use crate::lifecycle::CloseReason;
 use crate::proto::encode::{self, BodyLength, LAST_CHUNK};
 use crate::proto::parse::Version;
@@ -48,9 +48,20 @@ impl Out {
 enum Phase {
     Building,
     Streaming {
-        chunked: bool,
+        framing: Framing,
         close: Option<CloseReason>,
     },
+}
+
+/// How the body of a streamed response is delimited.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// `Transfer-Encoding: chunked` (HTTP/1.1, length unknown).
+    Chunked,
+    /// By the close of the connection (HTTP/1.0, length unknown).
+    UntilClose,
+    /// By the `Content-Length` sent in the head ([`Response::start_sized`]).
+    Sized,
 }
 
 /// A response under construction.
@@ -76,6 +87,8 @@ pub struct Response<'a> {
     /// Why a write of the stream failed: the body on the wire is cut, so the connection
     /// closes, whatever the handler returns.
     failed: Option<CloseReason>,
+    /// Bytes of a sized body ([`Response::start_sized`]) not sent yet.
+    left: u64,
 }
 
 /// Headers the engine writes itself; a handler's copy is dropped. The length picks the one
@@ -165,6 +178,7 @@ impl<'a> Response<'a> {
             cx,
             write_timeout,
             failed: None,
+            left: 0,
         }
     }
 
@@ -179,7 +193,18 @@ impl<'a> Response<'a> {
     /// A name or value that could split the head (CR, LF) is dropped.
     pub fn header(&mut self, name: &str, value: impl AsRef<[u8]>) -> &mut Self {
         let (name, value) = (name.as_bytes(), value.as_ref());
-        if !well_formed(name, value) {
+        if !valid_name(name) {
+            tracing::warn!("invalid response field dropped");
+            return self;
+        }
+        self.token_field(name, value)
+    }
+
+    /// [`Response::header`] for a name already known to be a token (an `http::HeaderName`
+    /// is one by construction): only the value is checked.
+    pub(crate) fn token_field(&mut self, name: &[u8], value: &[u8]) -> &mut Self {
+        if !valid_value(value) {
+            tracing::warn!("invalid response field dropped");
             return self;
         }
         if engine_owned(name) {
@@ -193,7 +218,8 @@ impl<'a> Response<'a> {
         self.push_field(name, value)
     }
 
-    #[inline]
+    // Always inlined: with a constant name (`content_type`) the copies become moves.
+    #[inline(always)]
     fn push_field(&mut self, name: &[u8], value: &[u8]) -> &mut Self {
         // One reservation for the line: this runs for almost every response.
         let h = &mut *self.headers;
@@ -258,9 +284,16 @@ impl<'a> Response<'a> {
         self
     }
 
-    /// True once the head has been sent by [`Response::start_stream`].
+    /// True once the body streams ([`Response::start_stream`], [`Response::start_sized`] or
+    /// [`Response::send_file`]): the head is fixed.
     pub fn is_streaming(&self) -> bool {
         matches!(self.phase, Phase::Streaming { .. })
+    }
+
+    /// True when this response carries body bytes (not the answer to `HEAD`, not a 1xx,
+    /// 204 or 304).
+    fn sends_body(&self) -> bool {
+        !self.cx.is_head && self.status.allows_body()
     }
 
     /// Sends the head now and streams the body: chunked on HTTP/1.1, delimited by the close
@@ -285,7 +318,12 @@ impl<'a> Response<'a> {
             },
             close,
         );
-        self.phase = Phase::Streaming { chunked, close };
+        let framing = if chunked {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        };
+        self.phase = Phase::Streaming { framing, close };
         // The header lines are out; the buffer now collects trailer lines, if any.
         self.headers.clear();
         let result = flush(self.cx.io, self.out, self.write_timeout).await;
@@ -298,34 +336,129 @@ impl<'a> Response<'a> {
     /// trailers only to a client that asked for them (`TE: trailers`).
     pub fn trailer(&mut self, name: &str, value: impl AsRef<[u8]>) -> &mut Self {
         let (name, value) = (name.as_bytes(), value.as_ref());
-        let chunked = matches!(self.phase, Phase::Streaming { chunked: true, .. });
+        let chunked = matches!(
+            self.phase,
+            Phase::Streaming {
+                framing: Framing::Chunked,
+                ..
+            }
+        );
         if chunked && well_formed(name, value) && !engine_owned(name) {
             self.push_field(name, value);
         }
         self
     }
 
-    /// Sends one piece of a streamed body (starting the stream if needed).
+    /// Fixes the head with `Content-Length: len`; the handler then sends the body with
+    /// [`Response::send_chunk`] and [`Response::send_file`], `len` bytes in all. The head
+    /// leaves with the first of them, in the same write. A piece that would go beyond `len`
+    /// is refused; a body left short when the handler returns closes the connection, so
+    /// that the client sees it incomplete rather than waiting. For `HEAD` (and statuses
+    /// without a body) only the head goes out. Ignored once the body streams.
+    pub fn start_sized(&mut self, len: u64) -> &mut Self {
+        if self.is_streaming() {
+            return self;
+        }
+        let cx = self.cx;
+        let close = keepalive::at_head(&cx.plan, &cx.body, cx.draining.get(), self.close, false);
+        self.encode_head(BodyLength::Known(len), close);
+        self.phase = Phase::Streaming {
+            framing: Framing::Sized,
+            close,
+        };
+        self.left = if self.sends_body() { len } else { 0 };
+        self.headers.clear();
+        self
+    }
+
+    /// Sends one piece of a streamed body (starting a chunked or close-delimited stream if
+    /// none started).
+    ///
+    /// # Errors
+    /// A failed write (the connection then closes), or a piece beyond the length given to
+    /// [`Response::start_sized`] (`InvalidInput`, nothing sent).
     pub async fn send_chunk(&mut self, data: &[u8]) -> io::Result<()> {
         self.start_stream().await?;
-        if data.is_empty() || self.cx.is_head || !self.status.allows_body() {
+        if data.is_empty() || !self.sends_body() {
             return Ok(());
         }
-        let Phase::Streaming { chunked, .. } = self.phase else {
+        let Phase::Streaming { framing, .. } = self.phase else {
             return Ok(());
         };
-        let result = if chunked {
-            let mut size = [0u8; 18];
-            let n = encode::chunk_size_line(data.len(), &mut size);
-            write_all(
-                self.cx.io,
-                &mut [&size[..n], data, b"\r\n"],
-                self.write_timeout,
-            )
-            .await
-        } else {
-            write_all(self.cx.io, &mut [data], self.write_timeout).await
+        let (io, timeout) = (self.cx.io, self.write_timeout);
+        // `out` holds the head of a sized body not sent yet (else it is empty).
+        let out = &*self.out;
+        let result = match framing {
+            Framing::Chunked => {
+                let mut size = [0u8; 18];
+                let n = encode::chunk_size_line(data.len(), &mut size);
+                write_all(io, &mut [&size[..n], data, b"\r\n"], timeout).await
+            }
+            Framing::UntilClose => write_all(io, &mut [data], timeout).await,
+            Framing::Sized => {
+                self.left = self
+                    .left
+                    .checked_sub(data.len() as u64)
+                    .ok_or_else(too_long)?;
+                write_all(io, &mut [out, data], timeout).await
+            }
         };
+        self.out.clear();
+        self.check(result)
+    }
+
+    /// Sends `len` bytes of `file` from `offset` as the body, or as the next piece of it
+    /// when the body already streams (a part of a multipart answer, say). Without a body
+    /// started it starts a sized one of `len` bytes ([`Response::start_sized`]).
+    ///
+    /// On plain TCP the bytes go with `sendfile(2)`, never through user space, at most a
+    /// few MiB per call so that one fast reader does not hold the worker; the head leaves
+    /// in the same segment as the first bytes (the socket is corked meanwhile, as nginx's
+    /// `tcp_nopush`). Other transports copy through a buffer. Each wait for the client to
+    /// read is bounded by the write timeout, counted from the last progress. Reading the
+    /// file blocks the worker while the kernel fetches pages that are not cached.
+    ///
+    /// # Errors
+    /// A failed write or read (the connection then closes; a file shorter than
+    /// `offset + len` is `UnexpectedEof`), or more bytes than the length given to
+    /// [`Response::start_sized`] (`InvalidInput`, nothing sent).
+    pub async fn send_file(
+        &mut self,
+        file: &std::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<()> {
+        if !self.is_streaming() {
+            self.start_sized(len);
+        }
+        if len == 0 || !self.sends_body() {
+            return Ok(());
+        }
+        let Phase::Streaming { framing, .. } = self.phase else {
+            return Ok(());
+        };
+        match framing {
+            Framing::Sized => self.left = self.left.checked_sub(len).ok_or_else(too_long)?,
+            Framing::Chunked => {
+                let mut size = [0u8; 18];
+                let n =
+                    encode::chunk_size_line(usize::try_from(len).unwrap_or(usize::MAX), &mut size);
+                self.out.extend_from_slice(&size[..n]);
+            }
+            Framing::UntilClose => {}
+        }
+        let (io, timeout) = (self.cx.io, self.write_timeout);
+        let corked = !self.out.is_empty() && io.set_cork(true);
+        let mut result = flush(io, self.out, timeout).await;
+        if result.is_ok() {
+            result = timed_io::send_file(io, file, offset, len, timeout).await;
+        }
+        if result.is_ok() && framing == Framing::Chunked {
+            result = write_all(io, &mut [b"\r\n"], timeout).await;
+        }
+        if corked {
+            io.set_cork(false);
+        }
         self.check(result)
     }
 
@@ -343,9 +476,10 @@ impl<'a> Response<'a> {
     pub(crate) fn finish(&mut self, result: io::Result<()>) -> Finish {
         let (cx, handler_ok) = (self.cx, result.is_ok());
         let sends_body = !cx.is_head && self.status.allows_body();
-        if let Phase::Streaming { chunked, close } = self.phase {
-            let finish = keepalive::when_streamed(self.failed, handler_ok, &cx.body, close);
-            if chunked
+        if let Phase::Streaming { framing, close } = self.phase {
+            let short = self.left > 0;
+            let finish = keepalive::when_streamed(self.failed, handler_ok, short, &cx.body, close);
+            if framing == Framing::Chunked
                 && sends_body
                 && self.failed.is_none()
                 && handler_ok
@@ -390,6 +524,14 @@ impl<'a> Response<'a> {
             &plan.persist,
         );
     }
+}
+
+/// A piece beyond the announced `Content-Length`.
+fn too_long() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "body longer than its Content-Length",
+    )
 }
 
 #[cfg(test)]

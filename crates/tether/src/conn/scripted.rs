@@ -202,12 +202,42 @@ impl Handler for Routes {
                 res.send_chunk(b"first,").await?;
                 res.send_chunk(b"second").await?;
             }
+            // A file as the whole body, as a sized body's middle part, and in a stream.
+            ("GET", "/file") => {
+                res.send_file(&body_file(), 0, FILE_BODY.len() as u64)
+                    .await?;
+            }
+            ("GET", "/parts") => {
+                res.start_sized(FILE_BODY.len() as u64 + 2);
+                res.send_chunk(b"<").await?;
+                res.send_file(&body_file(), 0, FILE_BODY.len() as u64)
+                    .await?;
+                res.send_chunk(b">").await?;
+            }
+            ("GET", "/file-stream") => {
+                res.send_chunk(b"first,").await?;
+                res.send_file(&body_file(), 5, 6).await?;
+            }
             _ => {
                 res.status(Status::NOT_FOUND);
             }
         }
         Ok(())
     }
+}
+
+/// The content of the file `/file` sends.
+const FILE_BODY: &[u8] = b"from a file";
+
+/// An open file holding [`FILE_BODY`], already unlinked.
+fn body_file() -> std::fs::File {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("tether-scripted-{}-{n}", std::process::id()));
+    std::fs::write(&path, FILE_BODY).expect("write the body file");
+    let file = std::fs::File::open(&path).expect("open the body file");
+    let _ = std::fs::remove_file(&path);
+    file
 }
 
 /// A recorded change of state: from, to, reason.
@@ -674,6 +704,37 @@ fn a_stream_keeps_its_framing_under_partial_writes() {
         }
         let r = run(Scripted::whole(STREAM, End::Eof).stalling(max_write));
         assert!(r.out.ends_with(b"0\r\n\r\n"), "{}", show(&r.out));
+    }
+}
+
+#[test]
+fn file_bodies_keep_their_framing_under_partial_writes() {
+    // The scripted transport has no zero-copy path: the file goes through the copy path.
+    let input = [
+        &b"GET /file HTTP/1.1\r\nHost: t\r\n\r\n"[..],
+        b"GET /parts HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /file-stream HTTP/1.1\r\nHost: t\r\n\r\n",
+        GET_A,
+    ]
+    .concat();
+    for max_write in [1, 2, 3, 7, 1 << 20] {
+        for t in [
+            Scripted::whole(&input, End::Eof),
+            Scripted::bytewise(&input, End::Eof),
+        ] {
+            let r = run(t.stalling(max_write));
+            let res = responses(&r.out);
+            assert_eq!(res.len(), 4, "{}", show(&r.out));
+            assert_eq!(res[0].header("Content-Length"), Some("11"));
+            assert_eq!(res[0].body(), "from a file");
+            assert_eq!(res[1].header("Content-Length"), Some("13"));
+            assert_eq!(res[1].body(), "<from a file>");
+            assert_eq!(res[2].header("Transfer-Encoding"), Some("chunked"));
+            assert_eq!(res[2].body(), "first,a file");
+            assert_eq!(res[3].body(), "path /a");
+            assert_eq!(r.reason, Some(CloseReason::PeerClosed));
+            assert_eq!(r.requests, 4);
+        }
     }
 }
 

@@ -151,6 +151,70 @@ pub(crate) async fn write_all<T: Transport + ?Sized>(
     Ok(())
 }
 
+/// Most bytes one `sendfile(2)` call may send: a fast reader on loopback could otherwise
+/// keep the worker from its other connections for a whole large file.
+const FILE_CHUNK: u64 = 2 << 20;
+
+/// Bytes read from a file per write on a transport without a zero-copy path.
+const COPY_CHUNK: usize = 64 << 10;
+
+/// Sends `len` bytes of `file` from `offset`: by the transport's zero-copy path when it has
+/// one, else read into a buffer and written. Each wait for the client is bounded by
+/// `timeout` from the last progress; the task yields between pieces when its budget is
+/// spent, so that the worker's other connections go on.
+///
+/// # Errors
+/// A failed write or read; `UnexpectedEof` when the file ends before `offset + len`.
+pub(crate) async fn send_file<T: Transport + ?Sized>(
+    stream: &T,
+    file: &std::fs::File,
+    mut offset: u64,
+    len: u64,
+    timeout: Duration,
+) -> io::Result<()> {
+    let end = offset.checked_add(len).ok_or(io::ErrorKind::InvalidInput)?;
+    while offset < end {
+        let n = usize::try_from((end - offset).min(FILE_CHUNK)).unwrap_or(usize::MAX);
+        match stream.sendfile(file, offset, n) {
+            None => return copy_file(stream, file, offset, end, timeout).await,
+            Some(Ok(0)) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Some(Ok(sent)) => {
+                offset += sent as u64;
+                tokio::task::consume_budget().await;
+            }
+            Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                Box::pin(writable(stream, timeout)).await?;
+            }
+            Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Some(Err(e)) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The buffered path of [`send_file`], for transports that must see the bytes (TLS).
+async fn copy_file<T: Transport + ?Sized>(
+    stream: &T,
+    file: &std::fs::File,
+    mut offset: u64,
+    end: u64,
+    timeout: Duration,
+) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; COPY_CHUNK.min(usize::try_from(end - offset).unwrap_or(COPY_CHUNK))];
+    while offset < end {
+        let want = usize::try_from(end - offset).map_or(buf.len(), |n| n.min(buf.len()));
+        let n = file.read_at(&mut buf[..want], offset)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        write_all(stream, &mut [&buf[..n]], timeout).await?;
+        offset += n as u64;
+        tokio::task::consume_budget().await;
+    }
+    Ok(())
+}
+
 /// Writes what the socket takes now; true when it would block with data left.
 fn write_some<T: Transport + ?Sized>(stream: &T, bufs: &mut [&[u8]]) -> io::Result<bool> {
     loop {

@@ -53,6 +53,12 @@ pub trait Transport {
         None
     }
 
+    /// Holds back partial segments while `on` (TCP_CORK), so that a head and the file
+    /// bytes that follow it leave together; false when the transport cannot.
+    fn set_cork(&self, _on: bool) -> bool {
+        false
+    }
+
     /// A duplicate of the underlying socket, so that an idle connection can wait without
     /// its task (parking); `None` when the transport cannot be resumed from a bare socket.
     fn park_socket(&self) -> Option<std::net::TcpStream> {
@@ -114,6 +120,10 @@ impl Transport for TcpStream {
             }
         });
         Some(result)
+    }
+
+    fn set_cork(&self, on: bool) -> bool {
+        socket2::SockRef::from(self).set_cork(on).is_ok()
     }
 
     fn park_socket(&self) -> Option<std::net::TcpStream> {

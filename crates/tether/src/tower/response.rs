@@ -32,7 +32,7 @@ where
     let (parts, body) = response.into_parts();
     res.status(Status(parts.status.as_u16()));
     for (name, value) in &parts.headers {
-        res.header(name.as_str(), value.as_bytes());
+        res.token_field(name.as_str().as_bytes(), value.as_bytes());
     }
     if is_head {
         let length = parts.headers.get(http::header::CONTENT_LENGTH);
