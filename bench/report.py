@@ -454,6 +454,15 @@ def axum_section(p, cg, heap, meta):
         rows.append(["callgrind instructions per request, %s" % depth_label(depth), f_int(b),
                      f_int(a), f_ratio(ratio), "", "≤ %.1f" % AXUM_TARGET,
                      "n/a" if ratio is None else ("yes" if ratio <= AXUM_TARGET else "**no**")])
+    router = by.get(("axum-direct", "1"))
+    if router:
+        a, b = by.get((t, "1")), by.get((h, "1"))
+        rows.append(["sequential: the router alone (called without a server)", f_int(router),
+                     f_int(router), "", "", "", ""])
+        if a is not None and b:
+            rows.append(["sequential: the server's part (instructions less the router's)",
+                         f_int(b - router), f_int(a - router),
+                         f_ratio((a - router) / (b - router)), "", "", ""])
     hp = {r["server"]: r for r in heap}
     if t in hp and h in hp:
         a, b = num(hp[t]["allocs_per_request"]), num(hp[h]["allocs_per_request"])

@@ -7,7 +7,7 @@
 //!   axum-peer --direct N      no server: N requests handed to the router itself, as a
 //!                             server would build them (`GET /plaintext`, a Host field),
 //!                             and each response body collected; what the router costs
-//!                             alone (bench/callgrind.sh runs it as the server `axum-direct`)
+//!                             alone (bench/axum.sh counts its instructions)
 //!
 //! Routes: `GET /` and `GET /plaintext` answer `Hello, World!` as text/plain (the harness's
 //! contract), `POST /echo` answers the request body; no middleware. Both modes stop on
