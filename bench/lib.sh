@@ -188,7 +188,7 @@ selected_servers() {
 run_meta() {
     local commit cpu family
     commit=$(git -C "$ROOT" rev-parse --short HEAD 2> /dev/null || echo "?")
-    if [ -n "$(git -C "$ROOT" status --porcelain -- crates 2> /dev/null)" ]; then
+    if [ -n "$(git -C "$ROOT" status --porcelain -- crates/tether crates/tether-cli 2> /dev/null)" ]; then
         commit+=" with uncommitted changes to the engine"
     fi
     cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
