@@ -17,6 +17,8 @@
 //!    known length, or a 416.
 //! 6. [`listing`]: a folder without an index is listed as HTML or JSON.
 //!
+//! [`Files`] ([`handler`]) puts them together as a [`tether::Handler`].
+//!
 //! ## What is refused
 //! Paths are decoded once and anything ambiguous is refused, not rewritten: `..` and `.`
 //! segments in any encoding, empty segments (`//`), double encoding (`%252e`), backslashes,
@@ -30,6 +32,7 @@
 
 pub mod cache;
 pub mod encoding;
+pub mod handler;
 pub mod listing;
 pub mod mime;
 pub mod multipart;
@@ -42,6 +45,7 @@ pub mod validators;
 
 pub use cache::{CacheConfig, OpenFileCache, Opened};
 pub use encoding::Encoding;
+pub use handler::{Files, Options};
 pub use listing::Entry;
 pub use multipart::Multipart;
 pub use path::{map, strip_query, Mapped, Rejected};
