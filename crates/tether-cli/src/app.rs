@@ -1,6 +1,7 @@
-//! The demo application of `tether serve`: fixed endpoints for trying and measuring the
-//! engine, plus the operational ones (metrics, readiness, liveness). The demo answers come
-//! from static bytes, so serving them allocates nothing.
+//! What `tether serve` answers: the operational endpoints (metrics, readiness, liveness and
+//! the live page) and either the demo endpoints, for trying and measuring the engine, or a
+//! folder of files. The demo answers come from static bytes, so serving them allocates
+//! nothing.
 
 use std::io;
 use std::sync::Arc;
@@ -11,9 +12,14 @@ use tether::{
     CloseReason, ConnState, Handle, Handler, Request, Response, Snapshot, Status,
     REQUESTS_PER_CONN_BUCKETS,
 };
+use tether_files::Files;
 
 const PLAINTEXT: &[u8] = b"Hello, World!";
 const JSON: &[u8] = br#"{"message":"Hello, World!"}"#;
+
+/// The live page: plain HTML, CSS and script, refreshed from `metrics.json` beside it. The
+/// list of endpoints goes where the page says `<!--ENDPOINTS-->`.
+const PAGE: &str = include_str!("page.html");
 
 /// Content type of the Prometheus text exposition format.
 pub const PROMETHEUS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -21,81 +27,182 @@ pub const PROMETHEUS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Where the operational endpoints live.
 #[derive(Clone, Debug)]
 pub struct Paths {
-    /// Counters: Prometheus text, or JSON.
+    /// The live page.
+    pub page: String,
+    /// Counters: Prometheus text, or JSON when asked.
     pub metrics: String,
+    /// Counters as JSON, always (what the live page reads).
+    pub metrics_json: String,
     /// Readiness: 200, or 503 from the start of a shutdown.
     pub ready: String,
     /// Liveness: 200 while the process serves.
     pub live: String,
 }
 
-/// The demo handler. Each worker makes its own; they share the server's [`Handle`].
-#[derive(Clone, Debug)]
+impl Paths {
+    /// Every endpoint under `prefix` (which ends with `/`): the page at the prefix itself,
+    /// then `metrics`, `metrics.json`, `readyz` and `healthz`.
+    pub fn under(prefix: &str) -> Paths {
+        Paths {
+            page: prefix.to_owned(),
+            metrics: format!("{prefix}metrics"),
+            metrics_json: format!("{prefix}metrics.json"),
+            ready: format!("{prefix}readyz"),
+            live: format!("{prefix}healthz"),
+        }
+    }
+
+    fn is_admin(&self, path: &str) -> bool {
+        [
+            &self.page,
+            &self.metrics,
+            &self.metrics_json,
+            &self.ready,
+            &self.live,
+        ]
+        .iter()
+        .any(|p| *p == path)
+    }
+}
+
+/// What answers besides the operational endpoints.
+pub enum Site {
+    /// `/plaintext`, `/json`, `/echo`.
+    Demo,
+    /// The files of a folder, at `/`.
+    Files(Files),
+    /// Nothing: a listener of the operational endpoints alone (`--admin-listen`).
+    Nothing,
+}
+
+/// The handler of `tether serve`. Each worker makes its own; they share the server's
+/// [`Handle`].
 pub struct App {
     handle: Handle,
-    paths: Arc<Paths>,
-    /// The page at `/`, made once per worker (it names the configured paths).
-    index: Arc<[u8]>,
+    /// The operational endpoints, when this listener serves them.
+    admin: Option<Arc<Paths>>,
+    /// The live page with its list of endpoints, made once per worker.
+    page: Arc<[u8]>,
+    site: Site,
 }
 
 impl App {
-    pub fn new(handle: Handle, paths: Arc<Paths>) -> App {
-        let index = format!(
-            "tether serve\n\
-             \n\
-             GET  /            this list\n\
-             GET  /plaintext   Hello, World! (text/plain)\n\
-             GET  /json        {{\"message\":\"Hello, World!\"}} (application/json)\n\
-             POST /echo        the request body back\n\
-             GET  {:<12} connection and request counters (Prometheus text; JSON with ?format=json)\n\
-             GET  {:<12} readiness: 200, or 503 once the server is draining\n\
-             GET  {:<12} liveness: 200\n",
-            paths.metrics, paths.ready, paths.live
-        );
+    pub fn new(handle: Handle, admin: Option<Arc<Paths>>, site: Site) -> App {
+        let page = match &admin {
+            Some(paths) => PAGE.replace("<!--ENDPOINTS-->", &endpoints(paths, &site)),
+            None => String::new(),
+        };
         App {
             handle,
-            paths,
-            index: index.into_bytes().into(),
+            admin,
+            page: page.into_bytes().into(),
+            site,
         }
     }
+
+    fn admin(&self, req: &Request<'_>, res: &mut Response<'_>, p: &Paths) {
+        let path = req.path();
+        if !matches!(req.method(), "GET" | "HEAD") {
+            not_allowed(res, "GET, HEAD");
+        } else if path == p.page {
+            res.content_type("text/html; charset=utf-8")
+                .header("Cache-Control", "no-store")
+                .write(&self.page);
+        } else if path == p.metrics {
+            metrics(res, &self.handle, wants_json(req));
+        } else if path == p.metrics_json {
+            metrics(res, &self.handle, true);
+        } else if path == p.ready {
+            if self.handle.is_draining() {
+                res.status(Status::SERVICE_UNAVAILABLE);
+                static_body(res, "text/plain", b"draining\n");
+            } else {
+                static_body(res, "text/plain", b"ready\n");
+            }
+        } else {
+            static_body(res, "text/plain", b"ok\n");
+        }
+    }
+}
+
+/// The page's list of endpoints, as HTML rows.
+fn endpoints(p: &Paths, site: &Site) -> String {
+    let mut rows: Vec<(&str, &str, &str)> = match site {
+        Site::Demo => vec![
+            ("GET", "/plaintext", "Hello, World! (text/plain)"),
+            (
+                "GET",
+                "/json",
+                "{\"message\":\"Hello, World!\"} (application/json)",
+            ),
+            ("POST", "/echo", "the request body back"),
+        ],
+        Site::Files(_) => vec![("GET", "/", "the files of the folder")],
+        Site::Nothing => Vec::new(),
+    };
+    rows.extend([
+        ("GET", p.page.as_str(), "this page"),
+        (
+            "GET",
+            p.metrics.as_str(),
+            "connection and request counters (Prometheus text; JSON with ?format=json)",
+        ),
+        ("GET", p.metrics_json.as_str(), "the same counters as JSON"),
+        (
+            "GET",
+            p.ready.as_str(),
+            "readiness: 200, or 503 once the server is draining",
+        ),
+        ("GET", p.live.as_str(), "liveness: 200"),
+    ]);
+    rows.iter()
+        .map(|(m, path, what)| {
+            format!(
+                "<tr><td>{m}</td><td><code>{}</code></td><td>{}</td></tr>\n",
+                escape(path),
+                escape(what)
+            )
+        })
+        .collect()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 impl Handler for App {
     async fn call(&self, req: &mut Request<'_>, res: &mut Response<'_>) -> io::Result<()> {
-        let get = matches!(req.method(), "GET" | "HEAD");
-        let path = req.path();
-        let p = &*self.paths;
-        if path == p.metrics || path == p.ready || path == p.live {
-            if !get {
-                not_allowed(res, "GET, HEAD");
-            } else if path == p.metrics {
-                metrics(req, res, &self.handle);
-            } else if path == p.ready {
-                if self.handle.is_draining() {
-                    res.status(Status::SERVICE_UNAVAILABLE);
-                    static_body(res, "text/plain", b"draining\n");
-                } else {
-                    static_body(res, "text/plain", b"ready\n");
-                }
-            } else {
-                static_body(res, "text/plain", b"ok\n");
+        if let Some(p) = &self.admin {
+            if p.is_admin(req.path()) {
+                self.admin(req, res, p);
+                return Ok(());
             }
-            return Ok(());
         }
-        match path {
-            "/" if get => {
-                res.content_type("text/plain; charset=utf-8")
-                    .write(&self.index);
+        match &self.site {
+            Site::Demo => demo(req, res).await,
+            Site::Files(files) => files.serve(req, res).await,
+            Site::Nothing => {
+                static_body(res.status(Status::NOT_FOUND), "text/plain", b"Not Found\n");
+                Ok(())
             }
-            "/plaintext" if get => static_body(res, "text/plain", PLAINTEXT),
-            "/json" if get => static_body(res, "application/json", JSON),
-            "/echo" if req.method() == "POST" => return echo(req, res).await,
-            "/" | "/plaintext" | "/json" => not_allowed(res, "GET, HEAD"),
-            "/echo" => not_allowed(res, "POST"),
-            _ => static_body(res.status(Status::NOT_FOUND), "text/plain", b"Not Found\n"),
         }
-        Ok(())
     }
+}
+
+async fn demo(req: &mut Request<'_>, res: &mut Response<'_>) -> io::Result<()> {
+    let get = matches!(req.method(), "GET" | "HEAD");
+    match req.path() {
+        "/plaintext" if get => static_body(res, "text/plain", PLAINTEXT),
+        "/json" if get => static_body(res, "application/json", JSON),
+        "/echo" if req.method() == "POST" => return echo(req, res).await,
+        "/plaintext" | "/json" => not_allowed(res, "GET, HEAD"),
+        "/echo" => not_allowed(res, "POST"),
+        _ => static_body(res.status(Status::NOT_FOUND), "text/plain", b"Not Found\n"),
+    }
+    Ok(())
 }
 
 fn static_body(res: &mut Response<'_>, content_type: &str, body: &'static [u8]) {
@@ -122,12 +229,11 @@ async fn echo(req: &mut Request<'_>, res: &mut Response<'_>) -> io::Result<()> {
     Ok(())
 }
 
-/// The counters, as Prometheus text or, when asked (`?format=json` or
-/// `Accept: application/json`), as JSON.
-fn metrics(req: &Request<'_>, res: &mut Response<'_>, handle: &Handle) {
+/// The counters, as JSON or as Prometheus text.
+fn metrics(res: &mut Response<'_>, handle: &Handle, json: bool) {
     let snapshot = handle.stats();
     res.header("Cache-Control", "no-store");
-    if wants_json(req) {
+    if json {
         let metrics = Metrics::new(&snapshot, handle.is_draining());
         match serde_json::to_vec(&metrics) {
             Ok(mut body) => {

@@ -1,7 +1,8 @@
 //! `tether`: the command-line front end of the tether HTTP/1.1 engine.
 //!
-//! `tether serve` runs a small demo application (see [`app`]) on the engine, with every
-//! limit and timeout of [`tether::Config`] as a flag. `tether load` (see [`load`]) is a load
+//! `tether serve DIR` serves a folder (see `tether_files`), and without one a small demo
+//! application (see [`app`]), on the engine, with every limit and timeout of
+//! [`tether::Config`] as a flag. `tether load` (see [`load`]) is a load
 //! generator that measures what keep-alive is worth.
 
 mod app;
@@ -26,7 +27,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the demo endpoints (/, /plaintext, /json, /echo) until SIGTERM or SIGINT.
+    /// Serve a folder (DIR), or the demo endpoints without one, with a live page of the
+    /// connections, until SIGTERM or SIGINT.
     Serve(serve::ServeArgs),
     /// Load a URL: keep-alive or a new connection per request, closed loop or constant rate.
     Load(load::LoadArgs),

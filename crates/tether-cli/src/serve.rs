@@ -2,6 +2,7 @@
 //! signal.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 
@@ -11,13 +12,17 @@ use tether::{Config, Server};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
-use crate::app::{App, Paths};
+use crate::app::{App, Paths, Site};
 
-/// Flags of `tether serve`: the listening address, one flag per setting of [`Config`]
-/// (generated from [`Config::SETTINGS`], see [`EngineArgs`]), and the paths of the metrics and
-/// the probes.
+/// Flags of `tether serve`: the folder to serve, the listening address, one flag per setting
+/// of [`Config`] (generated from [`Config::SETTINGS`], see [`EngineArgs`]), where the
+/// operational endpoints answer, and how files are served.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
+    /// Folder to serve at / (without it: the demo endpoints /plaintext, /json and /echo)
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
     /// Address to listen on (port 0 picks a free port; the log tells which)
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = parse_addr)]
     pub listen: SocketAddr,
@@ -26,17 +31,73 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub engine: EngineArgs,
 
-    /// Path of the counters: Prometheus text, or JSON with ?format=json or Accept: application/json
+    /// Path of the counters, without DIR: Prometheus text, or JSON with ?format=json or Accept: application/json
     #[arg(long, value_name = "PATH", default_value = "/metrics", value_parser = parse_path)]
     pub metrics_path: String,
 
-    /// Path of the readiness probe: 200, or 503 from the start of a shutdown
+    /// Path of the readiness probe, without DIR: 200, or 503 from the start of a shutdown
     #[arg(long, value_name = "PATH", default_value = "/readyz", value_parser = parse_path)]
     pub ready_path: String,
 
-    /// Path of the liveness probe: 200 while the process serves
+    /// Path of the liveness probe, without DIR: 200 while the process serves
     #[arg(long, value_name = "PATH", default_value = "/healthz", value_parser = parse_path)]
     pub live_path: String,
+
+    /// With DIR: where the live page (at the prefix), metrics, metrics.json, readyz and healthz answer
+    #[arg(long, value_name = "PREFIX", default_value = "/_tether/", value_parser = parse_prefix)]
+    pub admin_prefix: String,
+
+    /// Serve the live page, metrics and probes on this address instead, not on --listen
+    #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
+    pub admin_listen: Option<SocketAddr>,
+
+    // How files are served.
+    #[command(flatten)]
+    pub files: FilesArgs,
+}
+
+/// How `tether serve DIR` serves its files.
+#[derive(Args, Debug, Default)]
+pub struct FilesArgs {
+    /// Serve dotfiles and dot-folders (404 otherwise)
+    #[arg(long)]
+    pub dotfiles: bool,
+
+    /// Cache-Control of every file response [default: none]
+    #[arg(long, value_name = "VALUE", value_parser = parse_field_value)]
+    pub cache_control: Option<String>,
+
+    /// File (in DIR) answered with 200 for paths that name nothing: a single-page application's fallback [default: off]
+    #[arg(long, value_name = "FILE")]
+    pub spa: Option<PathBuf>,
+}
+
+impl FilesArgs {
+    fn options(&self) -> tether_files::Options {
+        tether_files::Options {
+            dotfiles: self.dotfiles,
+            cache_control: self.cache_control.clone(),
+            spa: self.spa.clone(),
+            ..tether_files::Options::default()
+        }
+    }
+}
+
+fn parse_prefix(s: &str) -> Result<String, String> {
+    let path = parse_path(s)?;
+    if path.ends_with('/') {
+        Ok(path)
+    } else {
+        Err(format!("{s:?} must end with /"))
+    }
+}
+
+fn parse_field_value(s: &str) -> Result<String, String> {
+    if s.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
+        Err(format!("{s:?} holds a control character"))
+    } else {
+        Ok(s.to_owned())
+    }
 }
 
 fn parse_path(s: &str) -> Result<String, String> {
@@ -153,10 +214,16 @@ impl ServeArgs {
         self.engine.0.clone()
     }
 
-    /// Where the metrics and the probes answer.
+    /// Where the live page, the metrics and the probes answer: under the prefix with a
+    /// folder; at the root (the paths of their flags) with the demo.
     pub fn paths(&self) -> Paths {
+        if self.dir.is_some() {
+            return Paths::under(&self.admin_prefix);
+        }
         Paths {
+            page: "/".to_owned(),
             metrics: self.metrics_path.clone(),
+            metrics_json: "/metrics.json".to_owned(),
             ready: self.ready_path.clone(),
             live: self.live_path.clone(),
         }
@@ -197,6 +264,21 @@ pub fn run(args: &ServeArgs) -> ExitCode {
     if let Some(path) = duplicate_path(args) {
         invalid_paths(path).exit();
     }
+    // The folder is checked before anything binds.
+    let root = match &args.dir {
+        Some(dir) => match tether_files::Root::new(dir) {
+            Ok(root) if root.path().is_dir() => Some(root),
+            Ok(_) => {
+                eprintln!("error: {} is not a folder", dir.display());
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("error: cannot serve {}: {e}", dir.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     match raise_nofile_limit() {
         Ok((before, after)) if after > before => {
             info!("file descriptor limit raised from {before} to {after}");
@@ -228,7 +310,29 @@ pub fn run(args: &ServeArgs) -> ExitCode {
         handle.max_connections()
     );
     let paths = Arc::new(args.paths());
-    let make = move || App::new(handle.clone(), paths.clone());
+    // With --admin-listen the operational endpoints answer there, about this server.
+    let admin = match args.admin_listen {
+        Some(at) => match serve_admin(at, handle.clone(), paths.clone()) {
+            Ok(running) => Some(running),
+            Err(e) => {
+                eprintln!("error: cannot listen on {at}: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let public_admin = admin.is_none().then(|| paths.clone());
+    if let Some(root) = &root {
+        info!("serving {}", root.path().display());
+    }
+    let options = Arc::new(args.files.options());
+    let make = move || {
+        let site = match &root {
+            Some(root) => Site::Files(tether_files::Files::new(root.clone(), options.clone())),
+            None => Site::Demo,
+        };
+        App::new(handle.clone(), public_admin.clone(), site)
+    };
     let signal = async move {
         let received = match first_signal {
             Some(rx) => rx.await.is_ok(),
@@ -238,7 +342,13 @@ pub fn run(args: &ServeArgs) -> ExitCode {
             std::future::pending::<()>().await;
         }
     };
-    match server.run_until(make, signal) {
+    let stopped = server.run_until(make, signal);
+    if let Some(admin) = admin {
+        if let Err(e) = admin.shutdown() {
+            warn!("the admin listener did not stop cleanly: {e}");
+        }
+    }
+    match stopped {
         Ok(stopped) => {
             let d = stopped.drain;
             info!(
@@ -258,6 +368,18 @@ pub fn run(args: &ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The listener of `--admin-listen`: one worker answering the live page, metrics and probes
+/// of the main server (its `handle`), and 404 to anything else.
+fn serve_admin(
+    at: SocketAddr,
+    handle: tether::Handle,
+    paths: Arc<Paths>,
+) -> std::io::Result<tether::Running> {
+    let server = Server::builder().workers(1).bind(at)?;
+    info!("admin on http://{}", server.local_addr());
+    server.spawn(move || App::new(handle.clone(), Some(paths.clone()), Site::Nothing))
 }
 
 /// The first of the metrics, readiness and liveness paths given twice.

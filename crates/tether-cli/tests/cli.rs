@@ -32,7 +32,7 @@ fn endpoints_on_one_connection() {
     assert_eq!(index.status, 200);
     assert!(index
         .header("content-type")
-        .is_some_and(|v| v.starts_with("text/plain")));
+        .is_some_and(|v| v.starts_with("text/html")));
     for path in ["/plaintext", "/json", "/echo"] {
         assert!(
             index.text().contains(path),

@@ -1,0 +1,124 @@
+//! `tether serve DIR`: a folder at `/`, the operational endpoints under a prefix or on an
+//! address of their own, and the demo's live page. Real processes on loopback sockets.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use tether_test_support::client::Client;
+use tether_test_support::process::{Cli, PROCESS_WAIT as WAIT};
+
+const CLI: Cli = Cli(env!("CARGO_BIN_EXE_tether"));
+
+/// A folder with a few files, removed when dropped.
+struct Folder(PathBuf);
+
+impl Folder {
+    fn new() -> Folder {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("tether-cli-files-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("docs")).unwrap();
+        std::fs::write(dir.join("index.html"), "<p>home</p>\n").unwrap();
+        std::fs::write(dir.join("docs/a.txt"), "a text\n").unwrap();
+        std::fs::write(dir.join(".env"), "SECRET=1\n").unwrap();
+        Folder(dir)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn a_folder_at_the_root_and_the_operational_endpoints_under_the_prefix() {
+    let folder = Folder::new();
+    let server = CLI.serve(&["--workers", "1", folder.path()]);
+    let mut c = server.connect();
+    let r = c.get("/");
+    assert_eq!((r.status, r.text()), (200, "<p>home</p>\n"));
+    assert_eq!(c.get("/docs/a.txt").text(), "a text\n");
+    assert_eq!(c.get("/docs").header("location"), Some("/docs/"));
+    assert_eq!(c.get("/.env").status, 404);
+    // The demo is gone; the operational endpoints moved under /_tether/.
+    for gone in ["/plaintext", "/metrics", "/readyz"] {
+        assert_eq!(c.get(gone).status, 404, "{gone}");
+    }
+    let page = c.get("/_tether/");
+    assert_eq!(page.status, 200);
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(page.text().contains("/_tether/metrics.json"));
+    let json = c.get("/_tether/metrics.json");
+    assert_eq!(json.header("content-type"), Some("application/json"));
+    assert!(json.text().contains("\"accepted\":1"), "{}", json.text());
+    assert!(c
+        .get("/_tether/metrics")
+        .text()
+        .contains("tether_requests_total"));
+    assert_eq!(c.get("/_tether/readyz").text(), "ready\n");
+    assert_eq!(c.get("/_tether/healthz").text(), "ok\n");
+    assert!(server.log.text().contains("serving "));
+}
+
+#[test]
+fn the_prefix_can_move_and_the_endpoints_can_leave_the_public_port() {
+    let folder = Folder::new();
+    let server = CLI.serve(&["--workers", "1", "--admin-prefix", "/ops/", folder.path()]);
+    let mut c = server.connect();
+    assert_eq!(c.get("/ops/readyz").text(), "ready\n");
+    assert_eq!(c.get("/_tether/readyz").status, 404);
+    drop(server);
+
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin: SocketAddr = free.local_addr().unwrap();
+    drop(free);
+    let admin_flag = admin.to_string();
+    let server = CLI.serve(&["--admin-listen", &admin_flag, folder.path()]);
+    server
+        .log
+        .wait_for("admin on http://", WAIT)
+        .expect("the admin listener's line");
+    let mut c = server.connect();
+    assert_eq!(c.get("/docs/a.txt").status, 200);
+    assert_eq!(c.get("/_tether/metrics.json").status, 404);
+    let mut a = Client::connect(admin);
+    let json = a.get("/_tether/metrics.json");
+    // The counters are the public server's: its connection and two requests.
+    assert!(json.text().contains("\"requests\":2"), "{}", json.text());
+    assert_eq!(a.get("/docs/a.txt").status, 404);
+}
+
+#[test]
+fn a_missing_folder_is_refused_before_anything_binds() {
+    let (status, err) = CLI.serve_to_exit(&["/nonexistent/tether/folder"]);
+    assert!(!status.success());
+    assert!(err.contains("/nonexistent/tether/folder"), "{err}");
+    assert!(!err.contains("listening"), "{err}");
+}
+
+#[test]
+fn without_a_folder_the_root_is_the_live_page_over_the_demo() {
+    let server = CLI.serve(&["--workers", "1"]);
+    let mut c = server.connect();
+    let page = c.get("/");
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    for path in ["/plaintext", "/json", "/echo", "/metrics.json", "/readyz"] {
+        assert!(page.text().contains(path), "the page lacks {path}");
+    }
+    assert_eq!(c.get("/plaintext").text(), "Hello, World!");
+    let json = c.get("/metrics.json");
+    assert_eq!(json.header("content-type"), Some("application/json"));
+    assert!(json.text().contains("\"requests\":2"), "{}", json.text());
+}
