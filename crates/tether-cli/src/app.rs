@@ -173,8 +173,31 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The paths of the demo, which no operational endpoint may take.
+pub const DEMO_PATHS: [&str; 3] = ["/plaintext", "/json", "/echo"];
+
 impl Handler for App {
     async fn call(&self, req: &mut Request<'_>, res: &mut Response<'_>) -> io::Result<()> {
+        // The demo's own paths first, in place: they are what benchmarks ask for.
+        if matches!(self.site, Site::Demo) {
+            let get = matches!(req.method(), "GET" | "HEAD");
+            match req.path() {
+                "/plaintext" if get => static_body(res, "text/plain", PLAINTEXT),
+                "/json" if get => static_body(res, "application/json", JSON),
+                "/echo" if req.method() == "POST" => return echo(req, res).await,
+                "/plaintext" | "/json" => not_allowed(res, "GET, HEAD"),
+                "/echo" => not_allowed(res, "POST"),
+                _ => return self.rest(req, res).await,
+            }
+            return Ok(());
+        }
+        self.rest(req, res).await
+    }
+}
+
+impl App {
+    /// Everything but the demo's paths: the operational endpoints, then the folder.
+    async fn rest(&self, req: &mut Request<'_>, res: &mut Response<'_>) -> io::Result<()> {
         if let Some(p) = &self.admin {
             if p.is_admin(req.path()) {
                 self.admin(req, res, p);
@@ -182,27 +205,13 @@ impl Handler for App {
             }
         }
         match &self.site {
-            Site::Demo => demo(req, res).await,
             Site::Files(files) => files.serve(req, res).await,
-            Site::Nothing => {
+            Site::Demo | Site::Nothing => {
                 static_body(res.status(Status::NOT_FOUND), "text/plain", b"Not Found\n");
                 Ok(())
             }
         }
     }
-}
-
-async fn demo(req: &mut Request<'_>, res: &mut Response<'_>) -> io::Result<()> {
-    let get = matches!(req.method(), "GET" | "HEAD");
-    match req.path() {
-        "/plaintext" if get => static_body(res, "text/plain", PLAINTEXT),
-        "/json" if get => static_body(res, "application/json", JSON),
-        "/echo" if req.method() == "POST" => return echo(req, res).await,
-        "/plaintext" | "/json" => not_allowed(res, "GET, HEAD"),
-        "/echo" => not_allowed(res, "POST"),
-        _ => static_body(res.status(Status::NOT_FOUND), "text/plain", b"Not Found\n"),
-    }
-    Ok(())
 }
 
 fn static_body(res: &mut Response<'_>, content_type: &str, body: &'static [u8]) {
@@ -276,11 +285,13 @@ fn wants_json(req: &Request<'_>) -> bool {
 ///  "states":{"new":0,"active":1,"idle":0,"closing":0},"parked":0,
 ///  "closed_by":{"peer_closed":1,"peer_reset":0,...},
 ///  "requests_per_connection":{"buckets":[{"le":0,"count":0},...,{"le":null,"count":0}],
-///                             "sum":5,"count":2}}
+///                             "sum":5,"count":2},
+///  "bytes_read":512,"bytes_written":1024}
 /// ```
 ///
 /// Buckets count closed connections by requests served, each for itself (not cumulative);
-/// `le` is the bucket's upper bound, `null` for the last, unbounded one.
+/// `le` is the bucket's upper bound, `null` for the last, unbounded one. The byte counts
+/// are what the sockets read and wrote, heads and bodies.
 #[derive(Serialize)]
 pub struct Metrics {
     accepted: u64,
@@ -293,6 +304,8 @@ pub struct Metrics {
     parked: u64,
     closed_by: Named,
     requests_per_connection: Histogram,
+    bytes_read: u64,
+    bytes_written: u64,
 }
 
 impl Metrics {
@@ -332,6 +345,8 @@ impl Metrics {
                 sum: s.requests_per_conn_sum,
                 count: s.requests_per_conn.iter().sum(),
             },
+            bytes_read: s.bytes_read,
+            bytes_written: s.bytes_written,
         }
     }
 }

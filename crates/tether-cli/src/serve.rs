@@ -382,13 +382,18 @@ fn serve_admin(
     server.spawn(move || App::new(handle.clone(), Some(paths.clone()), Site::Nothing))
 }
 
-/// The first of the metrics, readiness and liveness paths given twice.
+/// The first of the metrics, readiness and liveness paths given twice, or taken by the
+/// page (`/`, `/metrics.json`) or the demo.
 fn duplicate_path(args: &ServeArgs) -> Option<&str> {
     let (m, r, l) = (&args.metrics_path, &args.ready_path, &args.live_path);
-    if m == r || m == l {
+    let taken =
+        |p: &str| ["/", "/metrics.json"].contains(&p) || crate::app::DEMO_PATHS.contains(&p);
+    if m == r || m == l || taken(m) {
         Some(m)
-    } else if r == l {
+    } else if r == l || taken(r) {
         Some(r)
+    } else if taken(l) {
+        Some(l)
     } else {
         None
     }
@@ -403,7 +408,7 @@ fn invalid_paths(path: &str) -> clap::Error {
     cmd.error(
         ErrorKind::ArgumentConflict,
         format!(
-            "'--metrics-path', '--ready-path' and '--live-path' must differ: {path} is given twice"
+            "'--metrics-path', '--ready-path' and '--live-path' must differ, from each other and from /, /metrics.json, /plaintext, /json and /echo: {path} is taken"
         ),
     )
 }

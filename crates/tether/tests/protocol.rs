@@ -672,6 +672,25 @@ fn write_timeout_counts_time_without_progress() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
+fn traffic_counts_the_bytes_both_ways_files_included() {
+    let srv = start(builder());
+    let mut c = connect(&srv);
+    let (small, file) = (get("/plaintext"), get("/big?len=300000&file=1"));
+    let a = c.request(&small);
+    let b = c.request(&file);
+    assert_eq!((a.status, b.body.len()), (200, 300_000));
+    // Published at the connection's next change of state, which follows the last write.
+    let sent = (small.len() + file.len()) as u64;
+    tether_test_support::wait::eventually("traffic published", || {
+        let s = srv.stats();
+        s.bytes_read == sent && s.bytes_written > 300_000
+    });
+    let s = srv.stats();
+    // Two heads of some hundred bytes and the bodies: nothing counted twice.
+    assert!(s.bytes_written < 300_000 + 1_000, "{}", s.bytes_written);
+}
+
+#[test]
 fn a_file_goes_out_whole_with_its_length_and_the_connection_lives_on() {
     let srv = start(builder());
     let mut c = connect(&srv);

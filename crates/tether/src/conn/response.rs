@@ -310,7 +310,7 @@ impl<'a> Response<'a> {
             self.close,
             !chunked,
         );
-        self.encode_head(
+        self.encode_streamed_head(
             if chunked {
                 BodyLength::Chunked
             } else {
@@ -361,7 +361,7 @@ impl<'a> Response<'a> {
         }
         let cx = self.cx;
         let close = keepalive::at_head(&cx.plan, &cx.body, cx.draining.get(), self.close, false);
-        self.encode_head(BodyLength::Known(len), close);
+        self.encode_streamed_head(BodyLength::Known(len), close);
         self.phase = Phase::Streaming {
             framing: Framing::Sized,
             close,
@@ -512,7 +512,14 @@ impl<'a> Response<'a> {
         close.into()
     }
 
-    #[inline]
+    /// The head of a streamed body: out of line, so that the head of the common, buffered
+    /// response stays inlined in `finish`.
+    #[inline(never)]
+    fn encode_streamed_head(&mut self, length: BodyLength, close: Option<CloseReason>) {
+        self.encode_head(length, close);
+    }
+
+    #[inline(always)]
     fn encode_head(&mut self, length: BodyLength, close: Option<CloseReason>) {
         let plan = &self.cx.plan;
         encode::head(

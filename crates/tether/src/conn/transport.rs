@@ -7,11 +7,39 @@
 //! across an idle wait, which keeps an idle connection small. Every method takes `&self`,
 //! because the body reader and the response of one exchange use the stream side by side.
 
+use std::cell::Cell;
 use std::io::{self, IoSlice};
 use std::task::{Context, Poll};
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
+
+thread_local! {
+    /// Bytes read and written by the sockets of this thread since it started. A worker owns
+    /// its thread, so these are its connections' traffic, counted in the one place every
+    /// byte passes; the worker publishes them with its other counters ([`traffic`]).
+    static TRAFFIC: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// Bytes read and written by this thread's sockets so far.
+pub(crate) fn traffic() -> (u64, u64) {
+    TRAFFIC.with(Cell::get)
+}
+
+#[inline(always)]
+fn count(result: io::Result<usize>, read: bool) -> io::Result<usize> {
+    if let Ok(n) = result {
+        TRAFFIC.with(|t| {
+            let (r, w) = t.get();
+            t.set(if read {
+                (r + n as u64, w)
+            } else {
+                (r, w + n as u64)
+            });
+        });
+    }
+    result
+}
 
 /// A non-blocking byte stream under one connection.
 pub trait Transport {
@@ -69,7 +97,7 @@ pub trait Transport {
 impl Transport for TcpStream {
     #[inline]
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        TcpStream::try_read(self, buf)
+        count(TcpStream::try_read(self, buf), true)
     }
 
     #[inline]
@@ -86,12 +114,12 @@ impl Transport for TcpStream {
 
     #[inline]
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        TcpStream::try_write(self, buf)
+        count(TcpStream::try_write(self, buf), false)
     }
 
     #[inline]
     fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        TcpStream::try_write_vectored(self, bufs)
+        count(TcpStream::try_write_vectored(self, bufs), false)
     }
 
     #[inline]
@@ -119,7 +147,7 @@ impl Transport for TcpStream {
                 Ok(n as usize)
             }
         });
-        Some(result)
+        Some(count(result, false))
     }
 
     fn set_cork(&self, on: bool) -> bool {

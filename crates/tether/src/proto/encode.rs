@@ -39,7 +39,7 @@ pub struct Persistence {
 /// Appends a response head: status line, `Date`, the handler's header lines (`fields`,
 /// already encoded), framing, `Connection: close` when `close`, else what `persistence`
 /// says, and the blank line.
-#[inline]
+#[inline(always)]
 pub fn head(
     out: &mut Vec<u8>,
     status: Status,

@@ -52,6 +52,9 @@ pub(crate) struct Counters {
     closed: [AtomicU64; CloseReason::ALL.len()],
     per_conn: [AtomicU64; REQUESTS_PER_CONN_BUCKETS.len()],
     per_conn_sum: AtomicU64,
+    /// Bytes read and written by the worker's sockets (published from its thread's count).
+    bytes_read: AtomicU64,
+    bytes_written: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64) {
@@ -77,6 +80,13 @@ impl Counters {
     pub fn idle_tasks(&self) -> u64 {
         let idle = self.states[2].load(Relaxed);
         idle.saturating_sub(self.parked.load(Relaxed))
+    }
+
+    /// Publishes the bytes read and written by the worker's sockets so far.
+    #[inline]
+    pub fn traffic(&self, (read, written): (u64, u64)) {
+        self.bytes_read.store(read, Relaxed);
+        self.bytes_written.store(written, Relaxed);
     }
 
     /// Records a closed connection: its reason and how many requests it served.
@@ -115,6 +125,10 @@ pub struct Snapshot {
     pub requests_per_conn: [u64; REQUESTS_PER_CONN_BUCKETS.len()],
     /// Requests served by the closed connections, in all.
     pub requests_per_conn_sum: u64,
+    /// Bytes received from clients (heads and bodies), as read from the sockets.
+    pub bytes_read: u64,
+    /// Bytes sent to clients (heads and bodies, file bodies included).
+    pub bytes_written: u64,
 }
 
 impl Snapshot {
@@ -222,6 +236,20 @@ impl Snapshot {
             self.requests_per_conn_sum
         );
         let _ = writeln!(out, "tether_requests_per_connection_count {cumulative}");
+        head(
+            &mut out,
+            "tether_bytes_read_total",
+            "counter",
+            "Bytes received from clients.",
+        );
+        let _ = writeln!(out, "tether_bytes_read_total {}", self.bytes_read);
+        head(
+            &mut out,
+            "tether_bytes_written_total",
+            "counter",
+            "Bytes sent to clients.",
+        );
+        let _ = writeln!(out, "tether_bytes_written_total {}", self.bytes_written);
         out
     }
 }
@@ -257,6 +285,8 @@ impl Stats {
                 *a += b.load(Relaxed);
             }
             s.requests_per_conn_sum += w.per_conn_sum.load(Relaxed);
+            s.bytes_read += w.bytes_read.load(Relaxed);
+            s.bytes_written += w.bytes_written.load(Relaxed);
         }
         s.closed = s.closed_by.iter().sum();
         s

@@ -143,6 +143,11 @@ impl<H: Handler> Host for Worker<H> {
     #[inline(always)]
     fn record(&self, key: usize, from: ConnState, e: &ConnEvent, idle_since: Instant) {
         self.counters().transition(from, e.state);
+        // Published when a connection goes idle or closes, after its last write: fresh
+        // enough for a reader once a second, and not on every change of state.
+        if matches!(e.state, ConnState::Idle | ConnState::Closed) {
+            self.counters().traffic(crate::conn::transport::traffic());
+        }
         let lru_changed = match e.state {
             ConnState::Closed => {
                 self.counters()
