@@ -29,13 +29,27 @@ pub struct Cli {
 pub enum Command {
     /// Serve a folder (DIR), or the demo endpoints without one, with a live page of the
     /// connections, until SIGTERM or SIGINT.
+    // A flag given twice takes its last value: the command line overrides --config.
+    #[command(args_override_self = true)]
     Serve(serve::ServeArgs),
     /// Load a URL: keep-alive or a new connection per request, closed loop or constant rate.
     Load(load::LoadArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (argv, dir) = match serve::with_config_file(std::env::args_os().collect()) {
+        Ok(spliced) => spliced,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut cli = Cli::parse_from(argv);
+    if let Command::Serve(args) = &mut cli.command {
+        if args.dir.is_none() {
+            args.dir = dir;
+        }
+    }
     init_logging();
     match cli.command {
         Command::Serve(args) => serve::run(&args),

@@ -89,6 +89,8 @@ pub struct Response<'a> {
     failed: Option<CloseReason>,
     /// Bytes of a sized body ([`Response::start_sized`]) not sent yet.
     left: u64,
+    /// The `Content-Length` announced by [`Response::start_sized`].
+    sized: u64,
 }
 
 /// Headers the engine writes itself; a handler's copy is dropped. The length picks the one
@@ -179,6 +181,7 @@ impl<'a> Response<'a> {
             write_timeout,
             failed: None,
             left: 0,
+            sized: 0,
         }
     }
 
@@ -186,6 +189,29 @@ impl<'a> Response<'a> {
     pub fn status(&mut self, status: Status) -> &mut Self {
         self.status = status;
         self
+    }
+
+    /// The status set so far (200 until [`Response::status`] is called). The connection
+    /// may still replace a buffered response (400, 408 or 413 when the request body failed).
+    #[inline]
+    pub fn status_code(&self) -> Status {
+        self.status
+    }
+
+    /// The length of the body as set so far, when it is known before sending: the buffered,
+    /// static or shared body, the length given to [`Response::head_length`] or to
+    /// [`Response::start_sized`] (also for `HEAD`, 204 and 304, which send no body bytes).
+    /// `None` for a chunked or close-delimited stream.
+    #[inline]
+    pub fn body_len(&self) -> Option<u64> {
+        match self.phase {
+            Phase::Building => Some(self.body.len(self.buffered)),
+            Phase::Streaming {
+                framing: Framing::Sized,
+                ..
+            } => Some(self.sized),
+            Phase::Streaming { .. } => None,
+        }
     }
 
     /// Adds a header field. `Content-Length`, `Transfer-Encoding`, `Date`, `Keep-Alive` and
@@ -367,6 +393,7 @@ impl<'a> Response<'a> {
             close,
         };
         self.left = if self.sends_body() { len } else { 0 };
+        self.sized = len;
         self.headers.clear();
         self
     }
@@ -587,6 +614,104 @@ mod tests {
         }
         for name in ["dates", "content-type", "connectio", "x-content-length", ""] {
             assert!(!engine_owned(name.as_bytes()), "{name}");
+        }
+    }
+
+    /// A transport that takes every write and never has input.
+    struct Sink;
+
+    impl crate::conn::transport::Transport for Sink {
+        fn try_read(&self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::WouldBlock.into())
+        }
+        fn poll_read_ready(
+            &self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Pending
+        }
+        fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+            Ok(buf.len())
+        }
+        fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+            Ok(bufs.iter().map(|b| b.len()).sum())
+        }
+        fn poll_write_ready(
+            &self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn shutdown_write(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Builds a response to a request of `version` (`HEAD` when `head`) and runs `f` on it.
+    fn with_response(version: Version, head: bool, f: impl FnOnce(&mut Response<'_>)) {
+        let draining = std::cell::Cell::new(false);
+        let cx = Exchange {
+            io: &Sink,
+            draining: &draining,
+            plan: crate::conn::exchange::Plan {
+                close: None,
+                persist: encode::Persistence {
+                    http10_keep_alive: false,
+                    keep_alive_header: false,
+                    timeout: None,
+                    max: None,
+                },
+                drain_bytes: 0,
+            },
+            is_head: head,
+            version,
+            body: Default::default(),
+        };
+        let (mut out, mut headers, mut buffered) = (Vec::new(), Vec::new(), Vec::new());
+        let mut res = Response::new(
+            &mut out,
+            (&mut headers, &mut buffered),
+            &cx,
+            std::time::Duration::from_secs(1),
+        );
+        f(&mut res);
+    }
+
+    #[test]
+    fn status_and_body_length_read_back() {
+        with_response(Version::Http11, false, |res| {
+            assert_eq!(res.status_code(), Status::OK);
+            assert_eq!(res.body_len(), Some(0));
+            res.status(Status(404)).body_static(b"not here");
+            assert_eq!(res.status_code().0, 404);
+            assert_eq!(res.body_len(), Some(8));
+            res.write(b"abc").write(b"de");
+            assert_eq!(res.body_len(), Some(5));
+            res.body_bytes(Bytes::from_static(b"xyz"));
+            assert_eq!(res.body_len(), Some(3));
+            // Not a HEAD request: ignored.
+            res.head_length(100);
+            assert_eq!(res.body_len(), Some(3));
+            res.start_sized(1234);
+            assert_eq!(res.body_len(), Some(1234));
+        });
+        with_response(Version::Http10, true, |res| {
+            res.head_length(77);
+            assert_eq!(res.body_len(), Some(77));
+            res.start_sized(99);
+            assert_eq!(res.body_len(), Some(99));
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for version in [Version::Http11, Version::Http10] {
+            with_response(version, false, |res| {
+                res.write(b"dropped");
+                rt.block_on(res.start_stream()).unwrap();
+                assert_eq!(res.body_len(), None);
+                assert_eq!(res.status_code(), Status::OK);
+            });
         }
     }
 }
