@@ -5,7 +5,10 @@
 //! [`tether::Config`] as a flag. `tether load` (see [`load`]) is a load
 //! generator that measures what keep-alive is worth.
 
+#[allow(dead_code)]
+mod access_log;
 mod app;
+mod config_file;
 mod load;
 mod serve;
 
@@ -37,7 +40,7 @@ pub enum Command {
 }
 
 fn main() -> ExitCode {
-    let (argv, dir) = match serve::with_config_file(std::env::args_os().collect()) {
+    let (argv, dir) = match config_file::with_config_file(std::env::args_os().collect()) {
         Ok(spliced) => spliced,
         Err(message) => {
             eprintln!("error: {message}");
