@@ -9,7 +9,8 @@ every round in detail. With --doc it also rewrites, in that file, each section b
 `<!-- bench:NAME begin -->` and `<!-- bench:NAME end -->` (NAME: run, peers, floor, callgrind,
 alloc, idle, targets) and leaves everything else as it is. A marker pair missing from the
 file is an error: nothing is written then. The results of bench/axum.sh (the servers axum
-and tether-axum only) fill one section instead, NAME axum.
+and tether-axum only) fill one section instead, NAME axum; those of bench/files.sh (files.tsv
+and none of the others) one section, NAME files.
 """
 import csv
 import os
@@ -486,6 +487,184 @@ def axum_section(p, cg, heap, meta):
     return out
 
 
+# ---------------------------------------------------------------------------- files
+
+# load, label, CPU key (per unit), throughput key, unit of the throughput
+FILE_LOADS = [("a", "(a) 1 KiB, keep-alive", "a_cpu_s_per_100k", "a_rps", "req/s"),
+              ("b", "(b) 100 MiB", "b_cpu_s_per_gib", "b_mib_s", "MiB/s"),
+              ("c", "(c) 304 revalidation", "c_cpu_s_per_100k", "c_rps", "req/s")]
+FILE_NAMES = {"sws": "static-web-server"}
+
+
+def file_name(s):
+    return FILE_NAMES.get(s, s)
+
+
+def files_section(f, meta):
+    """files.tsv (bench/files.sh): tether serve DIR beside nginx, static-web-server and
+    miniserve, the same tree, one worker each"""
+    ref = "nginx"
+    versions = ", ".join("%s %s" % (name, meta["version " + name].split(",")[0])
+                         for name in ("nginx", "static-web-server", "miniserve")
+                         if "version " + name in meta)
+    out = ["Measured %s with `bench/files.sh` at commit %s (%s): the same tree (`1k.bin`, "
+           "1 KiB, and `100m.bin`, 100 MiB, random bytes) served by `tether serve --workers "
+           "1 DIR`, nginx, static-web-server and miniserve, each with one worker pinned to "
+           "CPU 0, the load (`wrk -t1`) on CPU 1. Figures are medians over %s, each ratio "
+           "the median of the ratios taken within one round (range in brackets); *met?* "
+           "compares the median with the target. A load during which other work took more "
+           "than %d%% of a core is left out, unless every round of it was that noisy."
+           % (meta.get("date", "?"), meta.get("commit", "?"), versions or "versions unknown",
+              meta.get("files rounds", "%d rounds" % len(f.rounds)).split(";")[0],
+              NOISE_LIMIT), ""]
+    if not f.rows:
+        return out + ["No results (bench/files.sh did not run)."]
+    has_ref = ref in f.servers
+
+    def vs(s, key):
+        return f_range(*f.ratio(s, ref, key)) if has_ref else "n/a"
+
+    out.append("Server CPU seconds per 100,000 requests for (a) and (c), per GiB sent for (b) "
+               "(user part in brackets), and the ratio to nginx's (below 1: cheaper than "
+               "nginx):")
+    out.append("")
+    head = ["server"]
+    for _, label, _, _, _ in FILE_LOADS:
+        head += [label, "÷ nginx"]
+    rows = []
+    for s in f.servers:
+        row = [file_name(s)]
+        for load, _, key, _, _ in FILE_LOADS:
+            cpu = f.med(s, key)
+            user = f.med(s, key.replace("_cpu_", "_user_"))
+            row.append("%s (%s)" % (f_fix(cpu), f_fix(user)) if cpu is not None else "n/a")
+            row.append(vs(s, key))
+        rows.append(row)
+    out += table(head, rows)
+    out.append("")
+    out.append("Throughput and the ratio to nginx's (above 1: more than nginx); † marks a load "
+               "generator at %d%% or more of its core, so that the figure is wrk's limit "
+               "rather than the server's:" % CLIENT_BOUND)
+    out.append("")
+    head = ["server"]
+    for _, label, _, _, unit in FILE_LOADS:
+        head += ["%s %s" % (label, unit), "÷ nginx"]
+    head += ["1 KiB response bytes", "304 response bytes", "304 validator"]
+    rows = []
+    for s in f.servers:
+        row = [file_name(s)]
+        for load, _, _, key, _ in FILE_LOADS:
+            v = f.med(s, key)
+            cell = f_int(v)
+            lc = f.med(s, load + "_load_cpu_pct")
+            if v is not None and lc is not None and lc >= CLIENT_BOUND:
+                cell += "†"
+            row += [cell, vs(s, key)]
+        row.append(f_int(f.med(s, "resp_bytes")))
+        row.append(f_int(f.med(s, "c_bytes_per_resp")))
+        validators = sorted({r["c_validator"] for r in f.rows
+                             if r["server"] == s and r["c_validator"]})
+        row.append(", ".join(validators) or "no 304")
+        rows.append(row)
+    out += table(head, rows, ["---"] + ["--:"] * (len(head) - 2) + ["---"])
+    out.append("")
+
+    rows = []
+
+    def target_row(label, other, key, limit, strict=False):
+        med, lo, hi = f.ratio("tether", other, key)
+        a, b = f.med("tether", key), f.med(other, key)
+        measured = f_range(med, lo, hi)
+        if a is not None and b is not None:
+            measured += " — %s s against %s s" % (f_fix(a), f_fix(b))
+        met = "n/a" if med is None else (
+            "yes" if (med < limit if strict else med <= limit) else "**no**")
+        rows.append([label, measured, met])
+
+    target_row("(a) 1 KiB keep-alive: CPU per request ≤ nginx's", "nginx",
+               "a_cpu_s_per_100k", 1.0)
+    target_row("(c) 304 revalidation: CPU per request ≤ nginx's", "nginx",
+               "c_cpu_s_per_100k", 1.0)
+    target_row("(b) 100 MiB: CPU per GiB ≤ 1.1 × nginx's", "nginx", "b_cpu_s_per_gib", 1.1)
+    target_row("(b) 100 MiB: CPU per GiB below static-web-server's", "sws",
+               "b_cpu_s_per_gib", 1.0, strict=True)
+    target_row("(b) 100 MiB: CPU per GiB below miniserve's", "miniserve", "b_cpu_s_per_gib",
+               1.0, strict=True)
+    out.append("Targets, tether's CPU over the other server's (seconds: tether's median "
+               "against the other's):")
+    out.append("")
+    out += table(["target", "tether ÷ other", "met?"], rows, ["---", "---", "---"])
+    out.append("")
+
+    others = [num(r[l + "_other_cpu_pct"]) for r in f.rows for l, _, _, _, _ in FILE_LOADS]
+    others = [o for o in others if o is not None]
+    if others:
+        out.append("Noise: other work took a median %.0f%% and at most %.0f%% of one core "
+                   "during a load." % (median(others), max(others)))
+    left_out = {}
+    for s in f.servers:
+        for load, _, key, _, _ in FILE_LOADS:
+            vals = f.all_values(s, key)
+            quiet = [k for k in vals if not f.noisy(s, key, k)]
+            if quiet:
+                for k in vals:
+                    if k not in quiet:
+                        left_out.setdefault((s, k), []).append(load)
+    if left_out:
+        out.append("Left out as noisy: " + "; ".join(
+            "%s round %s (%s)" % (file_name(s), rnd, ", ".join(loads))
+            for (s, rnd), loads in sorted(left_out.items(), key=lambda x: (x[0][1], x[0][0])))
+            + ".")
+    failed = []
+    for r in f.rows:
+        what = ["%s %s errors" % (l, r[l + "_errors"]) for l in "abc" if num(r[l + "_errors"])]
+        if not r["c_validator"]:
+            what.append("no 304, c not measured")
+        failed += ["%s round %s: %s" % (file_name(r["server"]), r["run"], w) for w in what]
+    if failed:
+        out.append("Failures: " + "; ".join(failed) + ".")
+    return out
+
+
+def files_details(f, meta):
+    """every round of files.tsv, for results.md"""
+    out = ["# Static files, round by round", ""]
+    for key in ("date", "files rounds", "machine"):
+        if key in meta:
+            out.append("- %s: %s" % (key, meta[key]))
+    out.append("")
+    for rnd in f.rounds:
+        rows = [r for r in f.rows if r["run"] == rnd]
+        out += ["## Round %s" % rnd, ""]
+        out += table(["server", "1 KiB bytes", "a req/s", "a avg", "a p99", "a errors",
+                      "b MiB/s", "b responses", "b errors", "c validator", "c req/s",
+                      "c bytes", "c avg", "c p99", "c errors"],
+                     [[file_name(r["server"]), r["resp_bytes"], r["a_rps"],
+                       r["a_mean_us"] + " µs", r["a_p99_us"] + " µs", r["a_errors"],
+                       r["b_mib_s"], r["b_responses"], r["b_errors"], r["c_validator"] or "-",
+                       r["c_rps"] or "n/a", r["c_bytes_per_resp"] or "n/a",
+                       (r["c_mean_us"] + " µs") if r["c_mean_us"] else "n/a",
+                       (r["c_p99_us"] + " µs") if r["c_p99_us"] else "n/a",
+                       r["c_errors"] or "n/a"] for r in rows])
+        out.append("")
+        head = ["server"]
+        for load, _, key, _, _ in FILE_LOADS:
+            head += ["%s CPU %% srv / load / other" % load,
+                     "%s s/%s (user)" % (load, "GiB" if key.endswith("gib") else "100k")]
+        body = []
+        for r in rows:
+            row = [file_name(r["server"])]
+            for load, _, key, _, _ in FILE_LOADS:
+                row.append(" / ".join(r[load + k] or "n/a" for k in
+                                      ("_srv_cpu_pct", "_load_cpu_pct", "_other_cpu_pct")))
+                user = key.replace("_cpu_", "_user_")
+                row.append("%s (%s)" % (r[key], r[user]) if r[key] else "n/a")
+            body.append(row)
+        out += table(head, body)
+        out.append("")
+    return out
+
+
 # ---------------------------------------------------------------------------- run
 
 def run_section(meta):
@@ -572,16 +751,22 @@ def main():
     heap = read_tsv(os.path.join(res, "heap.tsv"))
     alloc = read_tsv(os.path.join(res, "alloc.tsv"))
     idle = read_tsv(os.path.join(res, "idle.tsv"))
-    if "tether-axum" in p.servers and "tether" not in p.servers:
+    files = Peers(read_tsv(os.path.join(res, "files.tsv")))
+    more = []
+    if files.rows and not (p.rows or cg or heap or alloc or idle):
+        # bench/files.sh alone
+        sections = {"files": files_section(files, meta)}
+        more = files_details(files, meta)
+    elif "tether-axum" in p.servers and "tether" not in p.servers:
         sections = {"axum": axum_section(p, cg, heap, meta)}
     else:
         sections = full_sections(meta, p, cg, heap, alloc, idle)
     with open(os.path.join(res, "results.md"), "w") as f:
         lines = ["# Benchmark results", ""]
-        for name in SECTIONS + ["axum"]:
+        for name in SECTIONS + ["axum", "files"]:
             if name in sections:
                 lines += ["## %s" % name, ""] + sections[name] + [""]
-        lines += details(p, meta)
+        lines += more or details(p, meta)
         f.write("\n".join(lines))
     print("wrote %s" % os.path.join(res, "results.md"))
     if doc:

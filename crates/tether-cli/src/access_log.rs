@@ -183,7 +183,7 @@ impl Drop for Writer {
 fn write_lines(rx: &Receiver<Vec<u8>>, out: Box<dyn Write + Send>, dropped: &AtomicU64) -> Ended {
     let mut out = BufWriter::with_capacity(BUFFER_BYTES, out);
     let mut reported = 0;
-    let mut report = |reported: &mut u64| {
+    let report = |reported: &mut u64| {
         let now = dropped.load(Ordering::Relaxed);
         if now > *reported {
             eprintln!("{}", dropped_notice(now - *reported));
