@@ -11,11 +11,13 @@
 //! | [`process`] | the `tether` binary as a child process, with its log |
 //! | [`raw`] | raw servers that misbehave on purpose |
 //! | [`external`] | finding external programs, or skipping tests without them |
+//! | [`browser`] | headless Chromium: finding it, and the DOM of a page after it ran |
 //!
 //! Every wait has a short deadline and fails the test when it passes.
 
 #![warn(missing_docs)]
 
+pub mod browser;
 pub mod client;
 pub mod events;
 pub mod external;

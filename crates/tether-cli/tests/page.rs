@@ -8,95 +8,22 @@
 //!
 //! The browser is `$CHROMIUM`, else `chromium` on `PATH` (Debian's `chromium` package).
 
-use std::fs::File;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tether_test_support::external::{find_program, require};
+use tether_test_support::browser::{self, chromium, Profile};
 use tether_test_support::process::{Cli, Proc, Tether, PROCESS_WAIT};
 
 const CLI: Cli = Cli(env!("CARGO_BIN_EXE_tether"));
 
-/// Longest run of the browser for one page (a cold start on a busy machine is slow).
-const BROWSER_WAIT: Duration = Duration::from_secs(40);
-
 /// Virtual time the page is given to run its refreshes (one a second).
 const BUDGET_MS: u32 = 3000;
 
-/// The browser, or `None` (after a note) when it is missing and external programs may be
-/// skipped; panics with the package to install otherwise.
-fn chromium() -> Option<PathBuf> {
-    let found = match std::env::var_os("CHROMIUM") {
-        Some(path) => Some(PathBuf::from(path)).filter(|p| p.exists()),
-        None => find_program("chromium", &[]),
-    };
-    let install = "install Debian's `chromium` package (apt-get install chromium), \
-                   or set CHROMIUM to the browser";
-    require("headless Chromium", found.is_some(), install).then(|| found.unwrap())
-}
-
-/// A scratch profile for one browser run, removed when dropped.
-struct Profile(PathBuf);
-
-impl Profile {
-    fn new() -> Profile {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("tether-page-chromium-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Profile(dir)
-    }
-}
-
-impl Drop for Profile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The DOM of `url` after `BUDGET_MS` of virtual time in headless Chromium.
-fn dump_dom(browser: &PathBuf, url: &str) -> String {
-    let profile = Profile::new();
-    // Files rather than pipes: a helper process of the browser that outlives it cannot
-    // keep the test waiting for the end of its output.
-    let (out, err) = (profile.0.join("dom.html"), profile.0.join("stderr.txt"));
-    let mut proc = Proc::spawn(
-        Command::new(browser)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-dev-shm-usage",
-                "--disable-extensions",
-            ])
-            .arg(format!(
-                "--user-data-dir={}",
-                profile.0.join("data").display()
-            ))
-            .arg(format!("--virtual-time-budget={BUDGET_MS}"))
-            .arg("--dump-dom")
-            .arg(url)
-            .stdin(Stdio::null())
-            .stdout(File::create(&out).unwrap())
-            .stderr(File::create(&err).unwrap()),
-    );
-    let status = proc.wait_exit(BROWSER_WAIT);
-    drop(proc);
-    let read = |path| std::fs::read_to_string(path).unwrap_or_default();
-    match status {
-        Some(s) if s.success() => read(&out),
-        Some(s) => panic!("chromium failed ({s}) on {url}; stderr:\n{}", read(&err)),
-        None => panic!(
-            "chromium did not finish {url} within {BROWSER_WAIT:?}; stderr:\n{}",
-            read(&err)
-        ),
-    }
+/// The DOM of `url` after [`BUDGET_MS`] of virtual time.
+fn dump_dom(browser: &Path, url: &str) -> String {
+    browser::dump_dom(browser, url, BUDGET_MS)
 }
 
 /// The text of the element with `id` (its first text, up to the next tag).
