@@ -138,6 +138,7 @@ impl AccessLog {
     }
 
     /// Lines dropped so far because the log could not keep up.
+    #[cfg(test)]
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }

@@ -14,6 +14,8 @@ use tether::{
 };
 use tether_files::Files;
 
+use crate::access_log::{body_bytes_sent, version_str, AccessLog, Entry};
+
 const PLAINTEXT: &[u8] = b"Hello, World!";
 const JSON: &[u8] = br#"{"message":"Hello, World!"}"#;
 
@@ -84,10 +86,17 @@ pub struct App {
     /// The live page with its list of endpoints, made once per worker.
     page: Arc<[u8]>,
     site: Site,
+    /// Where each exchange is logged (`--access-log`), if anywhere.
+    log: Option<AccessLog>,
 }
 
 impl App {
-    pub fn new(handle: Handle, admin: Option<Arc<Paths>>, site: Site) -> App {
+    pub fn new(
+        handle: Handle,
+        admin: Option<Arc<Paths>>,
+        site: Site,
+        log: Option<AccessLog>,
+    ) -> App {
         let page = match &admin {
             Some(paths) => PAGE.replace("<!--ENDPOINTS-->", &endpoints(paths, &site)),
             None => String::new(),
@@ -97,6 +106,7 @@ impl App {
             admin,
             page: page.into_bytes().into(),
             site,
+            log,
         }
     }
 
@@ -179,19 +189,48 @@ pub const DEMO_PATHS: [&str; 3] = ["/plaintext", "/json", "/echo"];
 impl Handler for App {
     async fn call(&self, req: &mut Request<'_>, res: &mut Response<'_>) -> io::Result<()> {
         // The demo's own paths first, in place: they are what benchmarks ask for.
-        if matches!(self.site, Site::Demo) {
+        let result = if matches!(self.site, Site::Demo) {
             let get = matches!(req.method(), "GET" | "HEAD");
             match req.path() {
-                "/plaintext" if get => static_body(res, "text/plain", PLAINTEXT),
-                "/json" if get => static_body(res, "application/json", JSON),
-                "/echo" if req.method() == "POST" => return echo(req, res).await,
-                "/plaintext" | "/json" => not_allowed(res, "GET, HEAD"),
-                "/echo" => not_allowed(res, "POST"),
-                _ => return self.rest(req, res).await,
+                "/plaintext" if get => {
+                    static_body(res, "text/plain", PLAINTEXT);
+                    Ok(())
+                }
+                "/json" if get => {
+                    static_body(res, "application/json", JSON);
+                    Ok(())
+                }
+                "/echo" if req.method() == "POST" => echo(req, res).await,
+                "/plaintext" | "/json" => {
+                    not_allowed(res, "GET, HEAD");
+                    Ok(())
+                }
+                "/echo" => {
+                    not_allowed(res, "POST");
+                    Ok(())
+                }
+                _ => self.rest(req, res).await,
             }
-            return Ok(());
+        } else {
+            self.rest(req, res).await
+        };
+        if let Some(log) = &self.log {
+            log.record(&Entry {
+                peer: req.peer_addr(),
+                method: req.method(),
+                target: req.target(),
+                version: version_str(req.version()),
+                status: res.status_code().0,
+                body_bytes: body_bytes_sent(
+                    req.method() == "HEAD",
+                    res.status_code(),
+                    res.body_len(),
+                ),
+                referer: req.header("referer"),
+                user_agent: req.header("user-agent"),
+            });
         }
-        self.rest(req, res).await
+        result
     }
 }
 

@@ -144,6 +144,7 @@ impl ServeArgs {
             "admin-listen",
             self.admin_listen.map(|a| text(&a.to_string())),
         );
+        line("access-log", self.access_log.as_deref().map(text));
         line("dotfiles", Some(self.files.dotfiles.to_string()));
         line(
             "cache-control",

@@ -12,6 +12,7 @@ use tether::{Config, Server};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
+use crate::access_log::AccessLog;
 use crate::app::{App, Paths, Site};
 
 /// Flags of `tether serve`: the folder to serve, the listening address, one flag per setting
@@ -59,6 +60,10 @@ pub struct ServeArgs {
     /// Serve the live page, metrics and probes on this address instead, not on --listen
     #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
     pub admin_listen: Option<SocketAddr>,
+
+    /// Log each request in the combined log format to this file (appended), or to stdout with - [default: none]
+    #[arg(long, value_name = "PATH|-")]
+    pub access_log: Option<String>,
 
     // How files are served.
     #[command(flatten)]
@@ -295,6 +300,17 @@ pub fn run(args: &ServeArgs) -> ExitCode {
         },
         None => None,
     };
+    // So is the access log: a file that cannot be opened stops the start.
+    let (log, log_writer) = match &args.access_log {
+        Some(target) => match AccessLog::open(target) {
+            Ok((log, writer)) => (Some(log), Some(writer)),
+            Err(e) => {
+                eprintln!("error: cannot open the access log {target}: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => (None, None),
+    };
     match raise_nofile_limit() {
         Ok((before, after)) if after > before => {
             info!("file descriptor limit raised from {before} to {after}");
@@ -347,7 +363,7 @@ pub fn run(args: &ServeArgs) -> ExitCode {
             Some(root) => Site::Files(tether_files::Files::new(root.clone(), options.clone())),
             None => Site::Demo,
         };
-        App::new(handle.clone(), public_admin.clone(), site)
+        App::new(handle.clone(), public_admin.clone(), site, log.clone())
     };
     let signal = async move {
         let received = match first_signal {
@@ -359,6 +375,13 @@ pub fn run(args: &ServeArgs) -> ExitCode {
         }
     };
     let stopped = server.run_until(make, signal);
+    // The handlers, and their clones of the log, are gone with the server: every line
+    // accepted is written before the process ends.
+    if let Some(writer) = log_writer {
+        if let Err(e) = writer.finish() {
+            warn!("the access log failed: {e}");
+        }
+    }
     if let Some(admin) = admin {
         if let Err(e) = admin.shutdown() {
             warn!("the admin listener did not stop cleanly: {e}");
@@ -395,7 +418,7 @@ fn serve_admin(
 ) -> std::io::Result<tether::Running> {
     let server = Server::builder().workers(1).bind(at)?;
     info!("admin on http://{}", server.local_addr());
-    server.spawn(move || App::new(handle.clone(), Some(paths.clone()), Site::Nothing))
+    server.spawn(move || App::new(handle.clone(), Some(paths.clone()), Site::Nothing, None))
 }
 
 /// The first of the metrics, readiness and liveness paths given twice, or taken by the

@@ -122,3 +122,43 @@ fn without_a_folder_the_root_is_the_live_page_over_the_demo() {
     assert_eq!(json.header("content-type"), Some("application/json"));
     assert!(json.text().contains("\"requests\":2"), "{}", json.text());
 }
+
+#[test]
+fn the_access_log_has_a_line_per_request_escaped_and_complete_at_exit() {
+    let folder = Folder::new();
+    let log = folder.0.join("access.log");
+    let log_flag = log.to_str().unwrap().to_owned();
+    let mut server = CLI.serve(&["--workers", "1", "--access-log", &log_flag, folder.path()]);
+    let mut c = server.connect();
+    let r = c.request(
+        b"GET /docs/a.txt HTTP/1.1\r\nHost: t\r\nUser-Agent: probe \xff\"1\"\r\nReferer: http://r/\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(c.get("/missing\"quote").status, 404);
+    for _ in 0..200 {
+        assert_eq!(c.get("/index.html").status, 200);
+    }
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit(WAIT).expect("exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+    let text = std::fs::read_to_string(&log).expect("the log file");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.len(),
+        202,
+        "every request, written by the exit:\n{text}"
+    );
+    let first = lines[0];
+    assert!(first.starts_with("127.0.0.1 - - ["), "{first}");
+    assert!(
+        first.ends_with(
+            "] \"GET /docs/a.txt HTTP/1.1\" 200 7 \"http://r/\" \"probe \\xFF\\x221\\x22\""
+        ),
+        "{first}"
+    );
+    assert!(
+        lines[1].contains("\"GET /missing\\x22quote HTTP/1.1\" 404 "),
+        "{}",
+        lines[1]
+    );
+}
