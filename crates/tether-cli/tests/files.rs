@@ -162,3 +162,133 @@ fn the_access_log_has_a_line_per_request_escaped_and_complete_at_exit() {
         lines[1]
     );
 }
+
+/// The counters of the server behind `admin` (`--admin-listen`): accepted connections and
+/// requests answered.
+fn counts(admin: SocketAddr) -> (u64, u64) {
+    let json = Client::connect(admin).get("/_tether/metrics.json");
+    let field = |name: &str| -> u64 {
+        let text = json.text();
+        let at = text.find(&format!("\"{name}\":")).expect("the field") + name.len() + 3;
+        text[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("a number")
+    };
+    (field("accepted"), field("requests"))
+}
+
+/// A site with a page that pulls a stylesheet, a script and eight images, and a folder.
+fn site() -> Folder {
+    let folder = Folder::new();
+    let mut page = String::from(
+        "<!DOCTYPE html><html><head><link rel=stylesheet href=style.css>\
+         <script src=app.js></script></head><body><a href=docs/>docs</a>",
+    );
+    for i in 0..8 {
+        page.push_str(&format!("<img src=img/{i}.svg>"));
+        std::fs::create_dir_all(folder.0.join("img")).unwrap();
+        std::fs::write(
+            folder.0.join(format!("img/{i}.svg")),
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1\" height=\"1\"/>",
+        )
+        .unwrap();
+    }
+    page.push_str("</body></html>\n");
+    std::fs::write(folder.0.join("index.html"), page).unwrap();
+    std::fs::write(folder.0.join("style.css"), "body { margin: 0 }\n").unwrap();
+    std::fs::write(folder.0.join("app.js"), "document.title = 'site';\n").unwrap();
+    std::fs::write(folder.0.join("docs/b.txt"), "b text\n").unwrap();
+    folder
+}
+
+#[test]
+fn curl_wget_and_a_browser_fetch_a_tree_over_reused_connections() {
+    use tether_test_support::external::{find_program, require};
+    let (curl, wget) = (find_program("curl", &[]), find_program("wget", &[]));
+    let (Some(curl), Some(wget)) = (curl, wget) else {
+        require("curl and wget", false, "apt-get install curl wget");
+        return;
+    };
+    let folder = site();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin = free.local_addr().unwrap();
+    drop(free);
+    let admin_flag = admin.to_string();
+    let server = CLI.serve(&[
+        "--workers",
+        "1",
+        "--admin-listen",
+        &admin_flag,
+        folder.path(),
+    ]);
+    server
+        .log
+        .wait_for("admin on http://", WAIT)
+        .expect("admin");
+    let base = format!("http://{}", server.addr);
+
+    // curl: several URLs on one command line share one connection.
+    let urls: Vec<String> = ["/", "/style.css", "/app.js", "/docs/a.txt"]
+        .iter()
+        .map(|p| format!("{base}{p}"))
+        .collect();
+    let before = counts(admin);
+    let out = std::process::Command::new(&curl)
+        .args(["-sS", "--fail"])
+        .args(urls.iter().flat_map(|u| ["-o", "/dev/null", u.as_str()]))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let after = counts(admin);
+    assert_eq!((after.0 - before.0, after.1 - before.1), (1, 4), "curl");
+
+    // wget -r: the whole tree, following links and listings, over one connection.
+    let into = folder.0.join("mirror");
+    let before = counts(admin);
+    let out = std::process::Command::new(&wget)
+        .args(["-r", "-np", "-nv", "-e", "robots=off", "-P"])
+        .arg(&into)
+        .arg(format!("{base}/"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mirrored = into.join(server.addr.to_string());
+    for file in [
+        "index.html",
+        "style.css",
+        "app.js",
+        "img/7.svg",
+        "docs/a.txt",
+        "docs/b.txt",
+    ] {
+        assert!(mirrored.join(file).is_file(), "wget did not fetch {file}");
+    }
+    let after = counts(admin);
+    assert_eq!(
+        after.0 - before.0,
+        1,
+        "wget opened more than one connection"
+    );
+    assert!(
+        after.1 - before.1 >= 13,
+        "wget made {} requests",
+        after.1 - before.1
+    );
+
+    // A browser: the page and its eleven resources over the few connections it opens.
+    let Some(browser) = tether_test_support::browser::chromium() else {
+        return;
+    };
+    let before = counts(admin);
+    let dom = tether_test_support::browser::dump_dom(&browser, &format!("{base}/"), 2000);
+    assert!(dom.contains("img/7.svg"), "{dom}");
+    let after = counts(admin);
+    let (accepted, requests) = (after.0 - before.0, after.1 - before.1);
+    assert!(requests >= 11, "the browser made {requests} requests");
+    assert!(
+        accepted <= 6 && accepted < requests,
+        "{accepted} connections for {requests} requests"
+    );
+}

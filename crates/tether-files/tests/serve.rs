@@ -5,9 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tether::Running;
+use std::time::{Duration, Instant};
+
+use tether::{CloseReason, ConnState, Running};
 use tether_files::{Files, Options, Root};
 use tether_test_support::client::{Client, Reply};
+use tether_test_support::events::Events;
 use tether_test_support::handler::big_body;
 use tether_test_support::request::{get, get_with, head};
 use tether_test_support::server::{spawn, unlimited};
@@ -54,11 +57,13 @@ impl Tree {
     }
 
     fn serve(&self, options: Options) -> Running {
+        self.serve_on(unlimited(), options)
+    }
+
+    fn serve_on(&self, builder: tether::Builder, options: Options) -> Running {
         let root = Root::new(self.root()).unwrap();
         let options = Arc::new(options);
-        spawn(unlimited(), move || {
-            Files::new(root.clone(), options.clone())
-        })
+        spawn(builder, move || Files::new(root.clone(), options.clone()))
     }
 }
 
@@ -373,4 +378,43 @@ fn no_path_reaches_outside_the_folder() {
     let mut c = Client::connect(srv.local_addr());
     assert_eq!(fetch(&mut c, "/hello.txt", &[]).status, 200);
     assert!(Path::new(&tree.top.join("secret.txt")).exists());
+}
+
+#[test]
+fn pipelined_small_files_are_answered_in_order() {
+    let tree = Tree::new();
+    let srv = tree.serve(Options::default());
+    let mut c = Client::connect(srv.local_addr());
+    let paths = [
+        "/hello.txt",
+        "/style.css",
+        "/data.bin",
+        "/sub/",
+        "/hello.txt",
+    ];
+    let batch: Vec<u8> = paths.iter().flat_map(|p| get(p)).collect();
+    c.send(&batch);
+    let lens: Vec<usize> = paths.iter().map(|_| c.reply().body.len()).collect();
+    assert_eq!(lens, [12, 20, 10_000, 24, 12]);
+    assert_eq!(srv.stats().accepted, 1);
+}
+
+#[test]
+fn a_client_that_stops_reading_a_large_file_is_cut_at_the_write_timeout() {
+    let tree = Tree::new();
+    // Larger than what the kernel buffers on both sides of a loopback connection.
+    std::fs::write(tree.root().join("large.bin"), big_body(64 << 20)).unwrap();
+    let timeout = Duration::from_millis(300);
+    let events = Events::default();
+    let srv = tree.serve_on(
+        events.on(unlimited().write_timeout(timeout)),
+        Options::default(),
+    );
+    let mut c = Client::connect_with_recv_buffer(srv.local_addr(), 4096);
+    let since = Instant::now();
+    c.send(&get("/large.bin"));
+    let (at, closed) = events.first_in(ConnState::Closed);
+    assert_eq!(closed.reason, Some(CloseReason::WriteTimeout));
+    assert!(at - since >= timeout, "closed after {:?}", at - since);
+    assert_eq!(srv.stats().closed_for(CloseReason::WriteTimeout), 1);
 }
