@@ -83,14 +83,23 @@ struct Slot {
     used: u64,
 }
 
-/// The cache of one worker, keyed by the relative path asked for.
+/// The cache of one worker, keyed by the bytes of the relative path asked for (hashing
+/// bytes, not a `Path`'s components, keeps a hit cheap).
 pub struct OpenFileCache {
     root: Root,
     config: CacheConfig,
-    entries: HashMap<Arc<Path>, Slot>,
-    /// Last use (a counter) to key: the first entry is the least recently used.
-    recency: BTreeMap<u64, Arc<Path>>,
+    entries: HashMap<Key, Slot>,
+    /// Use (a counter) to key, as of when each key was stored or last passed over for
+    /// eviction: a hit only bumps its slot's `used`, and eviction skips (and re-files) a
+    /// key used since it was filed, so that the oldest of the rest goes first.
+    recency: BTreeMap<u64, Key>,
     tick: u64,
+}
+
+type Key = Arc<[u8]>;
+
+fn key(relative: &Path) -> &[u8] {
+    relative.as_os_str().as_encoded_bytes()
 }
 
 impl OpenFileCache {
@@ -122,7 +131,7 @@ impl OpenFileCache {
 
     /// Whether `relative` has an entry (valid or not).
     pub fn contains(&self, relative: &Path) -> bool {
-        self.entries.contains_key(relative)
+        self.entries.contains_key(key(relative))
     }
 
     /// Drops every entry.
@@ -138,11 +147,12 @@ impl OpenFileCache {
     /// `SpecialFile` are cached like files; `Io` errors are not, since they may be passing
     /// (too many open files) and caching them would prolong an outage.
     pub fn open(&mut self, relative: &Path, now: Instant) -> Result<Arc<Opened>, Refused> {
-        let previous = match self.entries.get(relative) {
+        self.tick += 1;
+        let tick = self.tick;
+        let previous = match self.entries.get_mut(key(relative)) {
             Some(slot) if now.saturating_duration_since(slot.checked) < self.config.valid_for => {
-                let result = slot.result.clone();
-                self.touch(relative);
-                return result;
+                slot.used = tick;
+                return slot.result.clone();
             }
             Some(slot) => slot.result.as_ref().ok().cloned(),
             None => None,
@@ -197,30 +207,33 @@ impl OpenFileCache {
         if self.config.max_entries == 0 {
             return;
         }
-        self.tick += 1;
         let used = self.tick;
-        if let Some(slot) = self.entries.get_mut(relative) {
-            self.recency.remove(&slot.used);
+        if let Some(slot) = self.entries.get_mut(key(relative)) {
+            // Its key stays filed under an older use; eviction re-files it.
             *slot = Slot {
                 result,
                 checked: now,
                 used,
             };
-            if let Some((key, _)) = self.entries.get_key_value(relative) {
-                self.recency.insert(used, Arc::clone(key));
-            }
             return;
         }
         while self.entries.len() >= self.config.max_entries {
-            let Some((_, oldest)) = self.recency.pop_first() else {
+            let Some((filed, oldest)) = self.recency.pop_first() else {
                 break;
             };
-            self.entries.remove(&oldest);
+            match self.entries.get(&oldest) {
+                Some(slot) if slot.used > filed => {
+                    self.recency.insert(slot.used, oldest);
+                }
+                _ => {
+                    self.entries.remove(&oldest);
+                }
+            }
         }
-        let key: Arc<Path> = Arc::from(relative);
-        self.recency.insert(used, Arc::clone(&key));
+        let k: Key = Arc::from(key(relative));
+        self.recency.insert(used, Arc::clone(&k));
         self.entries.insert(
-            key,
+            k,
             Slot {
                 result,
                 checked: now,
@@ -229,24 +242,9 @@ impl OpenFileCache {
         );
     }
 
-    fn touch(&mut self, relative: &Path) {
-        self.tick += 1;
-        let used = self.tick;
-        if let Some((key, slot)) = self.entries.get_key_value(relative) {
-            let key = Arc::clone(key);
-            let old = slot.used;
-            self.recency.remove(&old);
-            self.recency.insert(used, key);
-        }
-        if let Some(slot) = self.entries.get_mut(relative) {
-            slot.used = used;
-        }
-    }
-
     fn remove(&mut self, relative: &Path) {
-        if let Some(slot) = self.entries.remove(relative) {
-            self.recency.remove(&slot.used);
-        }
+        // Its filed key is dropped when eviction meets it.
+        self.entries.remove(key(relative));
     }
 }
 

@@ -38,6 +38,16 @@ pub struct Resource<'a> {
 /// date the client got from us (a clock in the future, or a guess), so it is ignored as RFC
 /// 9110 §13.1.3 suggests. The two date headers are ignored too when unparsable or sent as
 /// more than one field line. Last-Modified is compared in whole seconds and "not modified
+/// True when the field holds one value, exactly `etag` (a strong tag): what a client that
+/// revalidates sends back. It matches under both comparisons, without parsing a list.
+fn names_exactly<'a>(values: impl IntoIterator<Item = &'a [u8]>, etag: &str) -> bool {
+    let mut values = values.into_iter();
+    let first = values.next();
+    !etag.starts_with("W/")
+        && values.next().is_none()
+        && first.is_some_and(|v| v.trim_ascii() == etag.as_bytes())
+}
+
 /// since" means not later than the date (RFC's reading; nginx's default wants equality).
 pub fn evaluate<'a, F, I>(method: &str, resource: &Resource<'_>, now: u64, fields: F) -> Outcome
 where
@@ -53,7 +63,8 @@ where
     // Step 1 and 2: If-Match, else If-Unmodified-Since.
     let mut if_match = fields("if-match").into_iter().peekable();
     if if_match.peek().is_some() {
-        let holds = EtagList::parse(if_match).is_ok_and(|l| l.matches_strong(&current));
+        let holds = names_exactly(fields("if-match"), resource.etag)
+            || EtagList::parse(if_match).is_ok_and(|l| l.matches_strong(&current));
         if !holds {
             return Outcome::PreconditionFailed;
         }
@@ -66,7 +77,8 @@ where
     // Step 3 and 4: If-None-Match, else If-Modified-Since for GET and HEAD.
     let mut if_none_match = fields("if-none-match").into_iter().peekable();
     if if_none_match.peek().is_some() {
-        let matched = EtagList::parse(if_none_match).is_ok_and(|l| l.matches_weak(&current));
+        let matched = names_exactly(fields("if-none-match"), resource.etag)
+            || EtagList::parse(if_none_match).is_ok_and(|l| l.matches_weak(&current));
         if matched {
             return if get_or_head {
                 Outcome::NotModified

@@ -255,4 +255,36 @@ mod tests {
             assert_eq!(&buf[..n], b"x");
         });
     }
+
+    #[test]
+    fn tcp_corks_and_uncorks_and_counts_its_traffic() {
+        runtime().block_on(async {
+            let (server, mut client) = pair().await;
+            let cork = || socket2::SockRef::from(&server).cork().unwrap();
+            assert!(!cork());
+            assert!(Transport::set_cork(&server, true));
+            assert!(cork());
+            assert!(Transport::set_cork(&server, false));
+            assert!(!cork());
+            // This thread's sockets count what they write and read.
+            let (read, written) = traffic();
+            server.writable().await.unwrap();
+            assert_eq!(Transport::try_write(&server, b"12345").unwrap(), 5);
+            let mut got = [0u8; 5];
+            client.read_exact(&mut got).unwrap();
+            client.write_all(b"abc").unwrap();
+            let mut buf = [0u8; 8];
+            let n = loop {
+                std::future::poll_fn(|cx| Transport::poll_read_ready(&server, cx))
+                    .await
+                    .unwrap();
+                match Transport::try_read(&server, &mut buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    r => break r.unwrap(),
+                }
+            };
+            assert_eq!(n, 3);
+            assert_eq!(traffic(), (read + 3, written + 5));
+        });
+    }
 }
