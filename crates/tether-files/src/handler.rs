@@ -184,11 +184,25 @@ impl Files {
         self.validators(res, &chosen, vary);
         res.header("Accept-Ranges", "bytes");
         match ranges {
-            Ranges::Full => res.send_file(file, 0, len).await,
+            Ranges::Full => match &chosen.content {
+                Some(bytes) => {
+                    res.body_bytes(bytes.clone());
+                    Ok(())
+                }
+                None => res.send_file(file, 0, len).await,
+            },
             Ranges::Single(start, end) => {
                 res.status(Status::PARTIAL_CONTENT)
                     .header("Content-Range", range::content_range(start, end, len));
-                res.send_file(file, start, end - start + 1).await
+                match &chosen.content {
+                    Some(bytes) => {
+                        let n = bytes.len();
+                        let (start, end) = (start as usize, end as usize);
+                        res.body_bytes(bytes.slice(start.min(n)..end.saturating_add(1).min(n)));
+                        Ok(())
+                    }
+                    None => res.send_file(file, start, end - start + 1).await,
+                }
             }
             Ranges::Multi(ranges) => {
                 let boundary =
