@@ -50,9 +50,5 @@ elapsed=$(($(date +%s) - start))
         "current-thread runtime; on tether: tether::tower::run_make_until, workers(1)"
 } > "$OUT/meta.txt"
 
-if [ -n "$DOC" ]; then
-    python3 "$BENCH/report.py" "$OUT" --doc "$DOC"
-else
-    python3 "$BENCH/report.py" "$OUT"
-fi
+write_report
 echo "results: $OUT ($((elapsed / 60)) min $((elapsed % 60)) s)"

@@ -74,7 +74,6 @@ for tool in wrk taskset curl ss python3 cargo; do
     command -v "$tool" > /dev/null || { echo "missing $tool" >&2; exit 1; }
 done
 
-CLK_TCK=$(getconf CLK_TCK)
 start=$(date +%s)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -160,49 +159,9 @@ prepare_run() {
 }
 
 # ---------------------------------------------------------------------------- measuring
-# cpu_ticks, cpus_busy and measure are those of bench/peers.sh; cpu_fields here takes the
-# unit of the load (requests or bytes).
-
-# "UTIME STIME", in clock ticks, of the server (all its threads) and its direct children
-cpu_ticks() {
-    local pid user=0 sys=0 stat
-    for pid in $(server_pids); do
-        stat=$(cat "/proc/$pid/stat" 2> /dev/null) || continue
-        # shellcheck disable=SC2086 # fields from 3 on; the name before may hold spaces
-        set -- ${stat##*) }
-        user=$((user + ${12}))
-        sys=$((sys + ${13}))
-    done
-    echo "$user $sys"
-}
-
-# busy ticks (all but idle and iowait) of the two CPUs, from /proc/stat
-cpus_busy() {
-    awk -v a="cpu$SERVER_CPU" -v b="cpu$LOAD_CPU" \
-        '$1 == a || $1 == b { t += $2 + $3 + $4 + $7 + $8 + $9 } END { print t }' /proc/stat
-}
-
-# measure LOG COMMAND...: run a load on LOAD_CPU, bounded in time. Its output goes to
-# LOG.txt; LOG.cpu gets, in seconds: the server's user and sys time, the wall time, the load
-# generator's CPU time, and the CPU time of anything else on the two CPUs (noise).
-measure() {
-    local log=$1 t0 t1 w0 w1 b0 b1 TIMEFORMAT='%U %S'
-    shift
-    t0=$(cpu_ticks)
-    b0=$(cpus_busy)
-    w0=$(date +%s.%N)
-    { time timeout $((DURATION + 60)) taskset -c "$LOAD_CPU" "$@" > "$log.txt" 2>&1; } 2> "$log.time" || true
-    t1=$(cpu_ticks)
-    b1=$(cpus_busy)
-    w1=$(date +%s.%N)
-    awk -v t0="$t0" -v t1="$t1" -v w0="$w0" -v w1="$w1" -v b="$((b1 - b0))" -v hz="$CLK_TCK" '{
-        split(t0, x, " "); split(t1, y, " ")
-        u = (y[1] - x[1]) / hz; s = (y[2] - x[2]) / hz; l = $1 + $2
-        other = b / hz - u - s - l
-        printf "%.2f %.2f %.3f %.2f %.2f\n", u, s, w1 - w0, l, (other > 0 ? other : 0)
-    }' "$log.time" > "$log.cpu"
-    rm -f "$log.time"
-}
+# cpu_ticks, cpus_busy and measure come from lib.sh (bounded at DURATION + 60 s here);
+# cpu_fields here takes the unit of the load (requests or bytes).
+MEASURE_LIMIT=$((DURATION + 60))
 
 # cpu_fields LOG UNITS SCALE: server CPU % of one core, load generator CPU %, other CPU %
 # (noise), server CPU seconds per SCALE UNITS, of which user seconds (tab-separated)
@@ -392,9 +351,5 @@ elapsed=$(($(date +%s) - start))
     fi
 } > "$OUT/meta.txt"
 
-if [ -n "$DOC" ]; then
-    python3 "$BENCH/report.py" "$OUT" --doc "$DOC"
-else
-    python3 "$BENCH/report.py" "$OUT"
-fi
+write_report
 echo "results: $OUT ($((elapsed / 60)) min $((elapsed % 60)) s)"

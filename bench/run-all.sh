@@ -91,11 +91,7 @@ elapsed=$(($(date +%s) - start))
         "$(first_line valgrind --version)"
 } > "$OUT/meta.txt"
 
-if [ -n "$DOC" ]; then
-    python3 "$BENCH/report.py" "$OUT" --doc "$DOC"
-else
-    python3 "$BENCH/report.py" "$OUT"
-fi
+write_report
 echo "results: $OUT ($((elapsed / 60)) min $((elapsed % 60)) s)"
 if [ ${#failed[@]} -gt 0 ]; then
     echo "failed steps: ${failed[*]}" >&2

@@ -4,11 +4,11 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::external::{find_program, require};
 use crate::process::Proc;
+use crate::temp::TempDir;
 
 /// Longest run of the browser for one page (a cold start on a busy machine is slow).
 const BROWSER_WAIT: Duration = Duration::from_secs(40);
@@ -25,41 +25,16 @@ pub fn chromium() -> Option<PathBuf> {
     require("headless Chromium", found.is_some(), install).then(|| found.unwrap())
 }
 
-/// A scratch profile for one browser run, removed when dropped.
-#[derive(Debug)]
-pub struct Profile(pub PathBuf);
-
-impl Default for Profile {
-    fn default() -> Profile {
-        Profile::new()
-    }
-}
-
-impl Profile {
-    /// A fresh, empty folder.
-    pub fn new() -> Profile {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("tether-chromium-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Profile(dir)
-    }
-}
-
-impl Drop for Profile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The DOM of `url` after `budget_ms` of virtual time in headless Chromium (the page's
 /// timers and fetches run; the browser exits once the budget is spent and the page idle).
 pub fn dump_dom(browser: &Path, url: &str, budget_ms: u32) -> String {
-    let profile = Profile::new();
+    let profile = TempDir::new("tether-chromium");
     // Files rather than pipes: a helper process of the browser that outlives it cannot
     // keep the test waiting for the end of its output.
-    let (out, err) = (profile.0.join("dom.html"), profile.0.join("stderr.txt"));
+    let (out, err) = (
+        profile.path().join("dom.html"),
+        profile.path().join("stderr.txt"),
+    );
     let mut proc = Proc::spawn(
         Command::new(browser)
             .args([
@@ -72,7 +47,7 @@ pub fn dump_dom(browser: &Path, url: &str, budget_ms: u32) -> String {
             ])
             .arg(format!(
                 "--user-data-dir={}",
-                profile.0.join("data").display()
+                profile.path().join("data").display()
             ))
             .arg(format!("--virtual-time-budget={budget_ms}"))
             .arg("--dump-dom")

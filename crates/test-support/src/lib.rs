@@ -11,6 +11,7 @@
 //! | [`process`] | the `tether` binary as a child process, with its log |
 //! | [`raw`] | raw servers that misbehave on purpose |
 //! | [`external`] | finding external programs, or skipping tests without them |
+//! | [`temp`] | scratch folders removed when dropped |
 //! | [`browser`] | headless Chromium: finding it, and the DOM of a page after it ran |
 //!
 //! Every wait has a short deadline and fails the test when it passes.
@@ -26,4 +27,5 @@ pub mod process;
 pub mod raw;
 pub mod request;
 pub mod server;
+pub mod temp;
 pub mod wait;

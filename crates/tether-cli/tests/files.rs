@@ -2,44 +2,26 @@
 //! address of their own, and the demo's live page. Real processes on loopback sockets.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use tether_test_support::client::Client;
 use tether_test_support::process::{Cli, PROCESS_WAIT as WAIT};
+use tether_test_support::temp::TempDir;
 
 const CLI: Cli = Cli(env!("CARGO_BIN_EXE_tether"));
 
 /// A folder with a few files, removed when dropped.
-struct Folder(PathBuf);
-
-impl Folder {
-    fn new() -> Folder {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("tether-cli-files-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("docs")).unwrap();
-        std::fs::write(dir.join("index.html"), "<p>home</p>\n").unwrap();
-        std::fs::write(dir.join("docs/a.txt"), "a text\n").unwrap();
-        std::fs::write(dir.join(".env"), "SECRET=1\n").unwrap();
-        Folder(dir)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for Folder {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn folder() -> TempDir {
+    let dir = TempDir::new("tether-cli-files");
+    dir.write("index.html", "<p>home</p>\n");
+    dir.write("docs/a.txt", "a text\n");
+    dir.write(".env", "SECRET=1\n");
+    dir
 }
 
 #[test]
 fn a_folder_at_the_root_and_the_operational_endpoints_under_the_prefix() {
-    let folder = Folder::new();
-    let server = CLI.serve(&["--workers", "1", folder.path()]);
+    let folder = folder();
+    let server = CLI.serve(&["--workers", "1", folder.text()]);
     let mut c = server.connect();
     let r = c.get("/");
     assert_eq!((r.status, r.text()), (200, "<p>home</p>\n"));
@@ -71,8 +53,8 @@ fn a_folder_at_the_root_and_the_operational_endpoints_under_the_prefix() {
 
 #[test]
 fn the_prefix_can_move_and_the_endpoints_can_leave_the_public_port() {
-    let folder = Folder::new();
-    let server = CLI.serve(&["--workers", "1", "--admin-prefix", "/ops/", folder.path()]);
+    let folder = folder();
+    let server = CLI.serve(&["--workers", "1", "--admin-prefix", "/ops/", folder.text()]);
     let mut c = server.connect();
     assert_eq!(c.get("/ops/readyz").text(), "ready\n");
     assert_eq!(c.get("/_tether/readyz").status, 404);
@@ -82,7 +64,7 @@ fn the_prefix_can_move_and_the_endpoints_can_leave_the_public_port() {
     let admin: SocketAddr = free.local_addr().unwrap();
     drop(free);
     let admin_flag = admin.to_string();
-    let server = CLI.serve(&["--admin-listen", &admin_flag, folder.path()]);
+    let server = CLI.serve(&["--admin-listen", &admin_flag, folder.text()]);
     server
         .log
         .wait_for("admin on http://", WAIT)
@@ -125,10 +107,10 @@ fn without_a_folder_the_root_is_the_live_page_over_the_demo() {
 
 #[test]
 fn the_access_log_has_a_line_per_request_escaped_and_complete_at_exit() {
-    let folder = Folder::new();
-    let log = folder.0.join("access.log");
+    let folder = folder();
+    let log = folder.path().join("access.log");
     let log_flag = log.to_str().unwrap().to_owned();
-    let mut server = CLI.serve(&["--workers", "1", "--access-log", &log_flag, folder.path()]);
+    let mut server = CLI.serve(&["--workers", "1", "--access-log", &log_flag, folder.text()]);
     let mut c = server.connect();
     let r = c.request(
         b"GET /docs/a.txt HTTP/1.1\r\nHost: t\r\nUser-Agent: probe \xff\"1\"\r\nReferer: http://r/\r\n\r\n",
@@ -180,26 +162,24 @@ fn counts(admin: SocketAddr) -> (u64, u64) {
 }
 
 /// A site with a page that pulls a stylesheet, a script and eight images, and a folder.
-fn site() -> Folder {
-    let folder = Folder::new();
+fn site() -> TempDir {
+    let folder = folder();
     let mut page = String::from(
         "<!DOCTYPE html><html><head><link rel=stylesheet href=style.css>\
          <script src=app.js></script></head><body><a href=docs/>docs</a>",
     );
     for i in 0..8 {
         page.push_str(&format!("<img src=img/{i}.svg>"));
-        std::fs::create_dir_all(folder.0.join("img")).unwrap();
-        std::fs::write(
-            folder.0.join(format!("img/{i}.svg")),
+        folder.write(
+            &format!("img/{i}.svg"),
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1\" height=\"1\"/>",
-        )
-        .unwrap();
+        );
     }
     page.push_str("</body></html>\n");
-    std::fs::write(folder.0.join("index.html"), page).unwrap();
-    std::fs::write(folder.0.join("style.css"), "body { margin: 0 }\n").unwrap();
-    std::fs::write(folder.0.join("app.js"), "document.title = 'site';\n").unwrap();
-    std::fs::write(folder.0.join("docs/b.txt"), "b text\n").unwrap();
+    folder.write("index.html", page);
+    folder.write("style.css", "body { margin: 0 }\n");
+    folder.write("app.js", "document.title = 'site';\n");
+    folder.write("docs/b.txt", "b text\n");
     folder
 }
 
@@ -221,7 +201,7 @@ fn curl_wget_and_a_browser_fetch_a_tree_over_reused_connections() {
         "1",
         "--admin-listen",
         &admin_flag,
-        folder.path(),
+        folder.text(),
     ]);
     server
         .log
@@ -245,7 +225,7 @@ fn curl_wget_and_a_browser_fetch_a_tree_over_reused_connections() {
     assert_eq!((after.0 - before.0, after.1 - before.1), (1, 4), "curl");
 
     // wget -r: the whole tree, following links and listings, over one connection.
-    let into = folder.0.join("mirror");
+    let into = folder.path().join("mirror");
     let before = counts(admin);
     let out = std::process::Command::new(&wget)
         .args(["-r", "-np", "-nv", "-e", "robots=off", "-P"])

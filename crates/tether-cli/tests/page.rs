@@ -13,8 +13,9 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tether_test_support::browser::{self, chromium, Profile};
+use tether_test_support::browser::{self, chromium};
 use tether_test_support::process::{Cli, Proc, Tether, PROCESS_WAIT};
+use tether_test_support::temp::TempDir;
 
 const CLI: Cli = Cli(env!("CARGO_BIN_EXE_tether"));
 
@@ -133,9 +134,9 @@ fn the_live_page_shows_the_counters_while_a_load_runs() {
 #[test]
 fn the_live_page_of_a_folder_reads_the_counters_beside_it() {
     let Some(browser) = chromium() else { return };
-    let dir = Profile::new();
-    std::fs::write(dir.0.join("index.html"), "<p>home</p>\n").unwrap();
-    let server = CLI.serve(&["--workers", "1", dir.0.to_str().unwrap()]);
+    let dir = TempDir::new("tether-page");
+    dir.write("index.html", "<p>home</p>\n");
+    let server = CLI.serve(&["--workers", "1", dir.text()]);
     let base = format!("http://{}", server.addr);
     let _load = load(&format!("{base}/"), Duration::from_secs(10));
     wait_requests(&server, "/_tether/metrics.json", 100);

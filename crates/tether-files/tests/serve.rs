@@ -2,7 +2,7 @@
 //! preconditions, ranges, folders, precompressed siblings, dotfiles, symlinks, and every
 //! kind of path that must not reach outside the folder.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use std::time::{Duration, Instant};
@@ -14,46 +14,43 @@ use tether_test_support::events::Events;
 use tether_test_support::handler::big_body;
 use tether_test_support::request::{get, get_with, head};
 use tether_test_support::server::{spawn, unlimited};
+use tether_test_support::temp::TempDir;
 
 const SECRET: &[u8] = b"TOP SECRET, outside the folder";
 
 /// A folder tree in a fresh temporary directory, with a secret file beside the folder.
 struct Tree {
-    top: PathBuf,
+    top: TempDir,
 }
 
 impl Tree {
     fn new() -> Tree {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let top = std::env::temp_dir().join(format!("tether-files-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&top);
-        let root = top.join("root");
-        let w = |p: &str, data: &[u8]| {
-            let path = root.join(p);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, data).unwrap();
-        };
-        w("hello.txt", b"hello world\n");
-        w("data.bin", &big_body(10_000));
-        w("style.css", b"body { color: red }\n");
-        w("style.css.gz", b"css as gzip");
-        w("style.css.br", b"css as brotli");
-        w("sub/index.html", b"<p>the index of sub</p>\n");
-        w("list/a.txt", b"a");
-        w("list/<script>alert(1)</script>.txt", b"x");
-        w("list/.hidden", b"h");
-        w(".secret", b"a dotfile");
-        w("app/index.html", b"<p>single page</p>\n");
-        std::fs::write(top.join("secret.txt"), SECRET).unwrap();
+        let top = TempDir::new("tether-files");
+        for (path, data) in [
+            ("root/hello.txt", &b"hello world\n"[..]),
+            ("root/data.bin", &big_body(10_000)[..]),
+            ("root/style.css", b"body { color: red }\n"),
+            ("root/style.css.gz", b"css as gzip"),
+            ("root/style.css.br", b"css as brotli"),
+            ("root/sub/index.html", b"<p>the index of sub</p>\n"),
+            ("root/list/a.txt", b"a"),
+            ("root/list/<script>alert(1)</script>.txt", b"x"),
+            ("root/list/.hidden", b"h"),
+            ("root/.secret", b"a dotfile"),
+            ("root/app/index.html", b"<p>single page</p>\n"),
+            ("secret.txt", SECRET),
+        ] {
+            top.write(path, data);
+        }
+        let (root, top_path) = (top.path().join("root"), top.path());
         std::os::unix::fs::symlink(root.join("hello.txt"), root.join("link-in")).unwrap();
-        std::os::unix::fs::symlink(top.join("secret.txt"), root.join("link-out")).unwrap();
-        std::os::unix::fs::symlink(&top, root.join("up")).unwrap();
+        std::os::unix::fs::symlink(top_path.join("secret.txt"), root.join("link-out")).unwrap();
+        std::os::unix::fs::symlink(top_path, root.join("up")).unwrap();
         Tree { top }
     }
 
     fn root(&self) -> PathBuf {
-        self.top.join("root")
+        self.top.path().join("root")
     }
 
     fn serve(&self, options: Options) -> Running {
@@ -64,12 +61,6 @@ impl Tree {
         let root = Root::new(self.root()).unwrap();
         let options = Arc::new(options);
         spawn(builder, move || Files::new(root.clone(), options.clone()))
-    }
-}
-
-impl Drop for Tree {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.top);
     }
 }
 
@@ -377,7 +368,7 @@ fn no_path_reaches_outside_the_folder() {
     // What is inside still is served.
     let mut c = Client::connect(srv.local_addr());
     assert_eq!(fetch(&mut c, "/hello.txt", &[]).status, 200);
-    assert!(Path::new(&tree.top.join("secret.txt")).exists());
+    assert!(tree.top.path().join("secret.txt").exists());
 }
 
 #[test]

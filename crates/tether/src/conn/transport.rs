@@ -230,6 +230,19 @@ mod tests {
         });
     }
 
+    /// Waits for input on `stream` and reads it into `buf`.
+    async fn read_when_ready(stream: &TcpStream, buf: &mut [u8]) -> usize {
+        loop {
+            std::future::poll_fn(|cx| Transport::poll_read_ready(stream, cx))
+                .await
+                .unwrap();
+            match Transport::try_read(stream, buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => break r.unwrap(),
+            }
+        }
+    }
+
     #[test]
     fn shutdown_ends_the_sending_side_only() {
         runtime().block_on(async {
@@ -243,15 +256,7 @@ mod tests {
             client.write_all(b"x").unwrap();
             // The receiving side still works: the client's byte arrives.
             let mut buf = [0u8; 4];
-            let n = loop {
-                std::future::poll_fn(|cx| Transport::poll_read_ready(&server, cx))
-                    .await
-                    .unwrap();
-                match Transport::try_read(&server, &mut buf) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    r => break r.unwrap(),
-                }
-            };
+            let n = read_when_ready(&server, &mut buf).await;
             assert_eq!(&buf[..n], b"x");
         });
     }
@@ -274,15 +279,7 @@ mod tests {
             client.read_exact(&mut got).unwrap();
             client.write_all(b"abc").unwrap();
             let mut buf = [0u8; 8];
-            let n = loop {
-                std::future::poll_fn(|cx| Transport::poll_read_ready(&server, cx))
-                    .await
-                    .unwrap();
-                match Transport::try_read(&server, &mut buf) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    r => break r.unwrap(),
-                }
-            };
+            let n = read_when_ready(&server, &mut buf).await;
             assert_eq!(n, 3);
             assert_eq!(traffic(), (read + 3, written + 5));
         });
