@@ -38,6 +38,10 @@ pub(crate) mod response;
 #[cfg(test)]
 mod scripted;
 pub(crate) mod timed_io;
+// The TLS transport; the server starts using it with the TLS settings.
+#[cfg(feature = "tls")]
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) mod tls;
 pub(crate) mod transport;
 
 use std::io;

@@ -65,6 +65,12 @@ pub trait Transport {
     /// Ready when a write may make progress.
     fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
+    /// Ready once bytes the transport accepted but still holds are on the socket (TLS
+    /// records encrypted after the socket filled); plain TCP holds none.
+    fn poll_flush(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
     /// Ends the sending side (TCP `shutdown(SHUT_WR)`; TLS adds `close_notify` first).
     fn shutdown_write(&self) -> io::Result<()>;
 
