@@ -216,19 +216,8 @@ bench_server() { # RUN NAME
         return 0
     }
     start_server "$name" "$scratch" "$log-server.log" || return 0
-    local base="http://$HOST:$S_PORT" ok=0 _
-    for _ in $(seq 50); do
-        if curl -s -o /dev/null --max-time 1 "$base/1k.bin"; then
-            ok=1
-            break
-        fi
-        sleep 0.1
-    done
-    if [ "$ok" != 1 ]; then
-        echo "   $name does not answer on $base (see $log-server.log); skipped" >&2
-        stop_server
-        return 0
-    fi
+    local base="http://$HOST:$S_PORT"
+    answering "$name" "$base/1k.bin" "$log-server.log" || return 0
 
     # The contract: 200 and the whole file, for both files.
     local resp_head status got problem=

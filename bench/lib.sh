@@ -266,3 +266,16 @@ write_report() {
         python3 "$BENCH/report.py" "$OUT"
     fi
 }
+
+# answering NAME URL LOG: waits up to 5 s for the started server to answer URL; if it does
+# not, says so (naming LOG), stops it and fails.
+answering() {
+    local _
+    for _ in $(seq 50); do
+        curl -s -o /dev/null --max-time 1 "$2" && return 0
+        sleep 0.1
+    done
+    echo "   $1 does not answer on $2 (see $3); skipped" >&2
+    stop_server
+    return 1
+}

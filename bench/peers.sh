@@ -73,19 +73,8 @@ bench_server() { # RUN NAME
     echo "== round $run: $name"
     server_built "$name" || return 0
     start_server "$name" "$scratch" "$log-server.log" || return 0
-    local url=$S_URL ok=0 _
-    for _ in $(seq 50); do
-        if curl -s -o /dev/null --max-time 1 "$url"; then
-            ok=1
-            break
-        fi
-        sleep 0.1
-    done
-    if [ "$ok" != 1 ]; then
-        echo "   $name does not answer on $url (see $log-server.log); skipped" >&2
-        stop_server
-        return 0
-    fi
+    local url=$S_URL
+    answering "$name" "$url" "$log-server.log" || return 0
 
     # The contract: 200, body "Hello, World!", Content-Type text/plain.
     local resp status ctype body bytes

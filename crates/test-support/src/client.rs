@@ -441,3 +441,12 @@ impl Drop for Writer {
         }
     }
 }
+
+/// The size a TCP send buffer may grow to (the maximum of `tcp_wmem`, 4 MiB by default): what
+/// the server's kernel may take of a response that its client does not read.
+pub fn send_buffer_max() -> usize {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2)?.parse().ok())
+        .unwrap_or(4 << 20)
+}

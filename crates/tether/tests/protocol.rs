@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use tether::{Builder, CloseReason, ConnState, Running};
-use tether_test_support::client::{Client, Reply, Writer};
+use tether_test_support::client::{send_buffer_max, Client, Reply, Writer};
 use tether_test_support::events::Events;
 use tether_test_support::handler::{big_body, PLAINTEXT, STREAM_PARTS};
 use tether_test_support::request::*;
@@ -34,15 +34,6 @@ fn assert_within(elapsed: Duration, min: Duration, max: Duration) {
         elapsed <= max + LATE,
         "too late: {elapsed:?} > {max:?} + {LATE:?}"
     );
-}
-
-/// The size a TCP send buffer may grow to (the maximum of `tcp_wmem`, 4 MiB by default): what
-/// the server's kernel may take of a response that its client does not read.
-fn send_buffer_max() -> usize {
-    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(2)?.parse().ok())
-        .unwrap_or(4 << 20)
 }
 
 /// Sends `request` on a new connection and asserts a 200 with `Connection: close`, then EOF.

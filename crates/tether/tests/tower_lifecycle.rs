@@ -17,7 +17,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::routing::{get, post};
 use axum::Router;
 use tether::{Builder, CloseReason, ConnState, Running};
-use tether_test_support::client::Client;
+use tether_test_support::client::{send_buffer_max, Client};
 use tether_test_support::events::{trail, Events};
 use tether_test_support::request as rq;
 use tether_test_support::server::builder;
@@ -158,14 +158,6 @@ fn entered(events: &Events, peer: SocketAddr, state: ConnState) -> Instant {
         .find(|(_, e)| e.state == state)
         .unwrap_or_else(|| panic!("{peer} never {state:?}"))
         .0
-}
-
-/// The size a TCP send buffer may grow to (the maximum of `tcp_wmem`, 4 MiB by default).
-fn send_buffer_max() -> usize {
-    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(2)?.parse().ok())
-        .unwrap_or(4 << 20)
 }
 
 // ---------------------------------------------------------------------------------------
