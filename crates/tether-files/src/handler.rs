@@ -184,25 +184,11 @@ impl Files {
         self.validators(res, &chosen, vary);
         res.header("Accept-Ranges", "bytes");
         match ranges {
-            Ranges::Full => match &chosen.content {
-                Some(bytes) => {
-                    res.body_bytes(bytes.clone());
-                    Ok(())
-                }
-                None => res.send_file(file, 0, len).await,
-            },
+            Ranges::Full => send(res, &chosen, file, 0, len).await,
             Ranges::Single(start, end) => {
                 res.status(Status::PARTIAL_CONTENT)
                     .header("Content-Range", range::content_range(start, end, len));
-                match &chosen.content {
-                    Some(bytes) => {
-                        let n = bytes.len();
-                        let (start, end) = (start as usize, end as usize);
-                        res.body_bytes(bytes.slice(start.min(n)..end.saturating_add(1).min(n)));
-                        Ok(())
-                    }
-                    None => res.send_file(file, start, end - start + 1).await,
-                }
+                send(res, &chosen, file, start, end - start + 1).await
             }
             Ranges::Multi(ranges) => {
                 let boundary =
@@ -300,6 +286,27 @@ impl Files {
 impl Handler for Files {
     async fn call(&self, req: &mut Request<'_>, res: &mut Response<'_>) -> io::Result<()> {
         self.serve(req, res).await
+    }
+}
+
+/// `len` bytes of `opened` from `start` as the body: from the bytes the cache keeps of a
+/// small file, else from the file by `send_file`.
+async fn send(
+    res: &mut Response<'_>,
+    opened: &Opened,
+    file: &std::fs::File,
+    start: u64,
+    len: u64,
+) -> io::Result<()> {
+    match &opened.content {
+        Some(bytes) => {
+            let n = bytes.len();
+            let from = usize::try_from(start).map_or(n, |s| s.min(n));
+            let to = usize::try_from(start.saturating_add(len)).map_or(n, |e| e.min(n));
+            res.body_bytes(bytes.slice(from..to));
+            Ok(())
+        }
+        None => res.send_file(file, start, len).await,
     }
 }
 
