@@ -628,11 +628,7 @@ def files_section(f, meta):
 
 def files_details(f, meta):
     """every round of files.tsv, for results.md"""
-    out = ["# Static files, round by round", ""]
-    for key in ("date", "files rounds", "machine"):
-        if key in meta:
-            out.append("- %s: %s" % (key, meta[key]))
-    out.append("")
+    out = details_head("Static files", "files rounds", meta)
     for rnd in f.rounds:
         rows = [r for r in f.rows if r["run"] == rnd]
         out += ["## Round %s" % rnd, ""]
@@ -682,13 +678,18 @@ def run_section(meta):
 
 # ---------------------------------------------------------------------------- details
 
-def details(p, meta):
-    """every round of peers.tsv, for results.md"""
-    out = ["# Peers, round by round", ""]
-    for key in ("date", "peers rounds", "machine"):
+def details_head(title, rounds_key, meta):
+    """the title of a round-by-round part of results.md and the run's date, rounds, machine"""
+    out = ["# %s, round by round" % title, ""]
+    for key in ("date", rounds_key, "machine"):
         if key in meta:
             out.append("- %s: %s" % (key, meta[key]))
-    out.append("")
+    return out + [""]
+
+
+def details(p, meta):
+    """every round of peers.tsv, for results.md"""
+    out = details_head("Peers", "peers rounds", meta)
     for rnd in p.rounds:
         rows = [r for r in p.rows if r["run"] == rnd]
         out += ["## Round %s" % rnd, ""]
