@@ -372,6 +372,7 @@ settings! {
     /// | `idle_timeout` | 75 s (advertised) | close, silently |
     /// | `idle_grace` | 1 s (added to `idle_timeout` before the real close) | |
     /// | `header_timeout` | 10 s from the first byte of each head | `408`, close |
+    /// | `handshake_timeout` | 10 s from the accept, TLS only | close |
     /// | `body_timeout` | 30 s without progress | `408`, close |
     /// | `write_timeout` | 30 s without progress | close |
     /// | `max_requests` | 10,000 per connection (0 = unlimited) | `Connection: close` on the last |
@@ -412,6 +413,9 @@ settings! {
         /// Time allowed to receive a whole request head, counted from its first byte (0 = no
         /// limit). A new connection must also send its first byte within this time.
         header_timeout: Duration = "10s",
+        /// Time allowed for a TLS handshake, from the accept (0 = no limit); a client that
+        /// stalls in it is closed as `handshake_timeout`.
+        handshake_timeout: Duration = "10s",
         /// Time allowed without progress while reading a request body (0 = no limit).
         body_timeout: Duration = "30s",
         /// Time allowed without progress while writing a response (0 = no limit). Progress

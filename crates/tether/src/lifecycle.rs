@@ -58,11 +58,15 @@ pub enum CloseReason {
     CloseDelimited,
     /// Closed while idle to admit a new connection at the connection limit.
     Evicted,
+    /// A TLS handshake did not complete within the handshake timeout.
+    HandshakeTimeout,
+    /// A TLS handshake failed: the client's bytes were not TLS, or it refused ours.
+    HandshakeFailed,
 }
 
 impl CloseReason {
     /// Every reason, in the order of their discriminants (the index of counters).
-    pub const ALL: [CloseReason; 18] = [
+    pub const ALL: [CloseReason; 20] = [
         CloseReason::PeerClosed,
         CloseReason::PeerReset,
         CloseReason::IdleTimeout,
@@ -81,6 +85,8 @@ impl CloseReason {
         CloseReason::UnreadBody,
         CloseReason::CloseDelimited,
         CloseReason::Evicted,
+        CloseReason::HandshakeTimeout,
+        CloseReason::HandshakeFailed,
     ];
 
     /// A stable snake_case name, for metrics and logs.
@@ -104,6 +110,8 @@ impl CloseReason {
             CloseReason::UnreadBody => "unread_body",
             CloseReason::CloseDelimited => "close_delimited",
             CloseReason::Evicted => "evicted",
+            CloseReason::HandshakeTimeout => "handshake_timeout",
+            CloseReason::HandshakeFailed => "handshake_failed",
         }
     }
 }

@@ -222,6 +222,9 @@ pub(crate) fn lingers(reason: CloseReason) -> bool {
             | CloseReason::IoError
             | CloseReason::WriteTimeout
             | CloseReason::IdleTimeout
+            // No HTTP was spoken: there is no answer a reset could destroy.
+            | CloseReason::HandshakeTimeout
+            | CloseReason::HandshakeFailed
     )
 }
 

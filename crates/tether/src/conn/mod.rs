@@ -289,7 +289,36 @@ impl<'w, W: Host, T: Transport> Conn<'w, W, T> {
         }
     }
 
+    /// Waits for the transport's handshake (TLS), bounded by the handshake timeout. The
+    /// wait lives in its own allocation: only TLS connections make it.
+    async fn handshake(&mut self) -> Result<(), CloseReason> {
+        let limit = self.w.config().handshake_timeout;
+        let stream = &self.stream;
+        let done = std::future::poll_fn(|cx| stream.poll_handshake(cx));
+        let result = if limit.is_zero() {
+            Box::pin(done).await.map_err(Some)
+        } else {
+            match Box::pin(tokio::time::timeout(limit, done)).await {
+                Ok(r) => r.map_err(Some),
+                Err(_) => Err(None),
+            }
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(None) => Err(CloseReason::HandshakeTimeout),
+            Err(Some(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Err(CloseReason::PeerClosed)
+            }
+            Err(Some(_)) => Err(CloseReason::HandshakeFailed),
+        }
+    }
+
     async fn run(&mut self) -> Outcome {
+        if self.stream.handshaking() {
+            if let Err(r) = self.handshake().await {
+                return r.into();
+            }
+        }
         loop {
             if self.start == self.end {
                 // A resumed connection is already idle, since `idle_since`.

@@ -148,7 +148,7 @@ pub(crate) async fn write_all<T: Transport + ?Sized>(
         // that every connection's future does not carry a timer for it.
         Box::pin(writable(stream, timeout)).await?;
     }
-    Ok(())
+    flushed(stream, timeout).await
 }
 
 /// Most bytes one `sendfile(2)` call may send: a fast reader on loopback could otherwise
@@ -259,6 +259,21 @@ async fn writable<T: Transport + ?Sized>(stream: &T, timeout: Duration) -> io::R
     }
 }
 
+/// Waits until the transport holds nothing it accepted (TLS records the socket could not
+/// take yet), bounded by `timeout`; plain TCP answers at once.
+async fn flushed<T: Transport + ?Sized>(stream: &T, timeout: Duration) -> io::Result<()> {
+    if let Poll::Ready(r) = poll_fn(|cx| Poll::Ready(stream.poll_flush(cx))).await {
+        return r;
+    }
+    let wait = poll_fn(|cx| stream.poll_flush(cx));
+    match deadline(timeout) {
+        Some(d) => Box::pin(timeout_at(d, wait))
+            .await
+            .map_err(|_| timed_out())?,
+        None => Box::pin(wait).await,
+    }
+}
+
 /// Writes `buf` and empties it.
 pub(crate) async fn flush<T: Transport + ?Sized>(
     stream: &T,
@@ -281,5 +296,6 @@ pub(crate) async fn flush<T: Transport + ?Sized>(
         },
     };
     buf.clear();
-    result
+    result?;
+    flushed(stream, timeout).await
 }

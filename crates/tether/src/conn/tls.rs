@@ -116,7 +116,7 @@ impl TlsStream {
     /// # Errors
     /// A TLS error of the client's (its class is in the error's inner `rustls::Error`),
     /// the client closing, or a failed write.
-    pub fn poll_handshake(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub fn drive_handshake(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut tls = self.tls.borrow_mut();
         loop {
             if !self.send_pending(&mut tls)? {
@@ -146,6 +146,14 @@ impl TlsStream {
 }
 
 impl Transport for TlsStream {
+    fn poll_handshake(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.drive_handshake(cx)
+    }
+
+    fn handshaking(&self) -> bool {
+        self.tls.borrow().is_handshaking()
+    }
+
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let mut tls = self.tls.borrow_mut();
         loop {
@@ -156,6 +164,9 @@ impl Transport for TlsStream {
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
                 Err(e) => return Err(e),
             }
+            // A connection that failed stays failed: its error, not a wait for more input
+            // (which readiness would report at once, again and again).
+            tls.process_new_packets().map_err(protocol)?;
             if !self.receive(&mut tls)? {
                 return Ok(0);
             }
@@ -318,7 +329,7 @@ mod tests {
             let peer = client(addr, client_cfg, vec![b"ping".to_vec()], 4 + big);
             let (tcp, _) = listener.accept().await.unwrap();
             let s = TlsStream::new(tcp, server_cfg).unwrap();
-            poll_fn(|cx| s.poll_handshake(cx)).await.unwrap();
+            poll_fn(|cx| s.drive_handshake(cx)).await.unwrap();
             assert_eq!(s.alpn_protocol().as_deref(), Some(&b"http/1.1"[..]));
             let mut buf = [0u8; 16];
             let n = read_some(&s, &mut buf).await;
@@ -345,7 +356,7 @@ mod tests {
                 let peer = client(addr, client_cfg.clone(), vec![b"hi".to_vec()], 2);
                 let (tcp, _) = listener.accept().await.unwrap();
                 let s = TlsStream::new(tcp, server_cfg.clone()).unwrap();
-                poll_fn(|cx| s.poll_handshake(cx)).await.unwrap();
+                poll_fn(|cx| s.drive_handshake(cx)).await.unwrap();
                 let mut buf = [0u8; 2];
                 assert_eq!(read_some(&s, &mut buf).await, 2);
                 write_all(&s, b"ok").await;
@@ -372,7 +383,7 @@ mod tests {
             });
             let (tcp, _) = listener.accept().await.unwrap();
             let s = TlsStream::new(tcp, server_cfg).unwrap();
-            let e = poll_fn(|cx| s.poll_handshake(cx)).await.unwrap_err();
+            let e = poll_fn(|cx| s.drive_handshake(cx)).await.unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
             drop(s);
             let rest = tokio::task::spawn_blocking(move || peer.join().unwrap())
@@ -392,7 +403,7 @@ mod tests {
             let peer = std::thread::spawn(move || drop(std::net::TcpStream::connect(addr)));
             let (tcp, _) = listener.accept().await.unwrap();
             let s = TlsStream::new(tcp, server_cfg).unwrap();
-            let e = poll_fn(|cx| s.poll_handshake(cx)).await.unwrap_err();
+            let e = poll_fn(|cx| s.drive_handshake(cx)).await.unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
             peer.join().unwrap();
         });

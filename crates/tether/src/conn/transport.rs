@@ -65,6 +65,16 @@ pub trait Transport {
     /// Ready when a write may make progress.
     fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
+    /// Ready once the transport's own handshake is done (TLS); plain TCP has none.
+    fn poll_handshake(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// Whether [`Transport::poll_handshake`] has work to do.
+    fn handshaking(&self) -> bool {
+        false
+    }
+
     /// Ready once bytes the transport accepted but still holds are on the socket (TLS
     /// records encrypted after the socket filled); plain TCP holds none.
     fn poll_flush(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -44,6 +44,9 @@ pub(crate) struct Shared {
     max_connections: usize,
     max_per_ip: usize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// TLS on every accepted connection, when configured (`Builder::tls`).
+    #[cfg(feature = "tls")]
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A connection's place within the limits, given back when dropped.
@@ -85,6 +88,8 @@ impl Shared {
             max_connections,
             max_per_ip,
             per_ip: Mutex::new(HashMap::new()),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 

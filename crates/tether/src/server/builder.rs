@@ -36,6 +36,8 @@ use crate::server::worker::{self, Worker};
 pub struct Builder {
     config: Config,
     hook: Option<Hook>,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -67,6 +69,17 @@ impl Builder {
         self
     }
 
+    /// Speaks TLS on every connection, with `config` (its certificates, ALPN and session
+    /// resumption are rustls's). The handshake is bounded by `handshake_timeout`; a client
+    /// that stalls in it closes as `handshake_timeout`, one whose bytes are not TLS as
+    /// `handshake_failed`. Everything after it (keep-alive, timeouts, limits, the drain)
+    /// is the same as over TCP, except that TLS connections do not park.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// Replaces the whole configuration.
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
@@ -93,12 +106,18 @@ impl Builder {
             0 => default_max_connections(),
             n => n,
         };
-        let shared = Arc::new(Shared::new(
+        #[allow(unused_mut)]
+        let mut shared = Shared::new(
             Stats::new(listeners.len()),
             self.hook,
             max_connections,
             self.config.max_connections_per_ip,
-        ));
+        );
+        #[cfg(feature = "tls")]
+        {
+            shared.tls = self.tls;
+        }
+        let shared = Arc::new(shared);
         Ok(Server {
             config: Arc::new(self.config),
             listeners,

@@ -211,10 +211,10 @@ impl<H: Handler> Drop for Held<H> {
 }
 
 /// Runs a connection's task (counted live already): a new one, or one resumed from a park.
-pub(crate) fn spawn_conn<H: Handler>(
+pub(crate) fn spawn_conn<H: Handler, T: crate::conn::transport::Transport + 'static>(
     w: &Rc<Worker<H>>,
     ticket: Ticket,
-    stream: TcpStream,
+    stream: T,
     start: Start,
 ) {
     let live = Held {
@@ -389,6 +389,14 @@ fn accept<H: Handler>(w: &Rc<Worker<H>>, stream: TcpStream, peer: SocketAddr) {
         Ok(ticket) => {
             bump(&w.counters().accepted);
             w.live.add();
+            #[cfg(feature = "tls")]
+            if let Some(config) = &w.shared.tls {
+                match crate::conn::tls::TlsStream::new(stream, config.clone()) {
+                    Ok(tls) => spawn_conn(w, ticket, tls, Start::New(peer)),
+                    Err(e) => tracing::warn!(error = %e, "TLS connection not set up"),
+                }
+                return;
+            }
             spawn_conn(w, ticket, stream, Start::New(peer));
         }
         Err(status) => {
