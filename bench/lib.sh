@@ -149,12 +149,13 @@ valgrind_session() {
 
 # valgrind_setup TSV COLUMN...: the start of the scripts that run servers under valgrind.
 # Fails without valgrind; makes the folder $scratch, removed (after stopping the server) on
-# exit; gives tether --max-requests 0 so that one connection carries every request; with OUT
-# set, starts OUT/TSV with the tab-separated COLUMNs unless it holds rows already.
+# exit (copied first to $KEEP when set, to read the profiles); gives tether
+# --max-requests 0 so that one connection carries every request; with OUT set, starts
+# OUT/TSV with the tab-separated COLUMNs unless it holds rows already.
 valgrind_setup() {
     command -v valgrind > /dev/null || { echo "missing valgrind (apt-get install valgrind)" >&2; exit 1; }
     scratch=$(mktemp -d)
-    trap 'stop_server; rm -rf "$scratch"' EXIT
+    trap 'stop_server; [ -n "${KEEP:-}" ] && cp -r "$scratch" "$KEEP"; rm -rf "$scratch"' EXIT
     local i
     for i in "${!SERVERS[@]}"; do
         [[ ${SERVERS[$i]} == tether\|* ]] && SERVERS[$i]+=" --max-requests 0"

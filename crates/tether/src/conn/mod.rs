@@ -37,6 +37,7 @@ pub(crate) mod request;
 pub(crate) mod response;
 #[cfg(test)]
 mod scripted;
+pub(crate) mod stream;
 pub(crate) mod timed_io;
 // The TLS transport; the server starts using it with the TLS settings.
 #[cfg(feature = "tls")]
@@ -289,16 +290,13 @@ impl<'w, W: Host, T: Transport> Conn<'w, W, T> {
         }
     }
 
-    /// Waits for the transport's handshake (TLS), bounded by the handshake timeout. The
-    /// wait lives in its own allocation: only TLS connections make it.
-    async fn handshake(&mut self) -> Result<(), CloseReason> {
-        let limit = self.w.config().handshake_timeout;
-        let stream = &self.stream;
+    /// Waits for the transport's handshake (TLS), bounded by the handshake timeout.
+    async fn handshake(stream: &T, limit: std::time::Duration) -> Result<(), CloseReason> {
         let done = std::future::poll_fn(|cx| stream.poll_handshake(cx));
         let result = if limit.is_zero() {
-            Box::pin(done).await.map_err(Some)
+            done.await.map_err(Some)
         } else {
-            match Box::pin(tokio::time::timeout(limit, done)).await {
+            match tokio::time::timeout(limit, done).await {
                 Ok(r) => r.map_err(Some),
                 Err(_) => Err(None),
             }
@@ -315,7 +313,10 @@ impl<'w, W: Host, T: Transport> Conn<'w, W, T> {
 
     async fn run(&mut self) -> Outcome {
         if self.stream.handshaking() {
-            if let Err(r) = self.handshake().await {
+            // Only TLS connections wait here: the wait lives in its own allocation so that
+            // every connection's future does not carry it.
+            let limit = self.w.config().handshake_timeout;
+            if let Err(r) = Box::pin(Self::handshake(&self.stream, limit)).await {
                 return r.into();
             }
         }

@@ -143,12 +143,13 @@ pub(crate) async fn write_all<T: Transport + ?Sized>(
     bufs: &mut [&[u8]],
     timeout: Duration,
 ) -> io::Result<()> {
-    while write_some(stream, bufs)? {
+    // Done when every byte is on the socket, including those the transport holds (TLS).
+    while write_some(stream, bufs)? || stream.holds_unsent() {
         // The send buffer is full, which is rare: the wait lives in its own allocation so
         // that every connection's future does not carry a timer for it.
         Box::pin(writable(stream, timeout)).await?;
     }
-    flushed(stream, timeout).await
+    Ok(())
 }
 
 /// Most bytes one `sendfile(2)` call may send: a fast reader on loopback could otherwise
@@ -259,21 +260,6 @@ async fn writable<T: Transport + ?Sized>(stream: &T, timeout: Duration) -> io::R
     }
 }
 
-/// Waits until the transport holds nothing it accepted (TLS records the socket could not
-/// take yet), bounded by `timeout`; plain TCP answers at once.
-async fn flushed<T: Transport + ?Sized>(stream: &T, timeout: Duration) -> io::Result<()> {
-    if let Poll::Ready(r) = poll_fn(|cx| Poll::Ready(stream.poll_flush(cx))).await {
-        return r;
-    }
-    let wait = poll_fn(|cx| stream.poll_flush(cx));
-    match deadline(timeout) {
-        Some(d) => Box::pin(timeout_at(d, wait))
-            .await
-            .map_err(|_| timed_out())?,
-        None => Box::pin(wait).await,
-    }
-}
-
 /// Writes `buf` and empties it.
 pub(crate) async fn flush<T: Transport + ?Sized>(
     stream: &T,
@@ -285,7 +271,7 @@ pub(crate) async fn flush<T: Transport + ?Sized>(
     }
     // Nearly always the socket takes the whole buffer at once: one send, no write loop.
     let result = match stream.try_write(buf) {
-        Ok(n) if n == buf.len() => Ok(()),
+        Ok(n) if n == buf.len() && !stream.holds_unsent() => Ok(()),
         Ok(0) => Err(io::ErrorKind::WriteZero.into()),
         Ok(n) => write_all(stream, &mut [&buf[n..]], timeout).await,
         Err(e) => match e.kind() {
@@ -296,6 +282,5 @@ pub(crate) async fn flush<T: Transport + ?Sized>(
         },
     };
     buf.clear();
-    result?;
-    flushed(stream, timeout).await
+    result
 }

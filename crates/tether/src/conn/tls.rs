@@ -212,10 +212,7 @@ impl Transport for TlsStream {
     }
 
     fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.tcp.poll_write_ready(cx)
-    }
-
-    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Ciphertext waiting for the socket moves first: ready means all of it is sent.
         loop {
             if self.send_pending(&mut self.tls.borrow_mut())? {
                 return Poll::Ready(Ok(()));
@@ -225,6 +222,10 @@ impl Transport for TlsStream {
                 other => return other,
             }
         }
+    }
+
+    fn holds_unsent(&self) -> bool {
+        self.tls.borrow().wants_write()
     }
 
     fn shutdown_write(&self) -> io::Result<()> {
@@ -289,7 +290,8 @@ mod tests {
                 Err(e) => panic!("{e}"),
             }
         }
-        poll_fn(|cx| s.poll_flush(cx)).await.unwrap();
+        poll_fn(|cx| s.poll_write_ready(cx)).await.unwrap();
+        assert!(!s.holds_unsent());
     }
 
     /// A blocking rustls client on its own thread: sends `requests`, each answered by a

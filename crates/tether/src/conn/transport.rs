@@ -75,10 +75,11 @@ pub trait Transport {
         false
     }
 
-    /// Ready once bytes the transport accepted but still holds are on the socket (TLS
-    /// records encrypted after the socket filled); plain TCP holds none.
-    fn poll_flush(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    /// Whether the transport holds bytes it accepted that are not on the socket yet (TLS
+    /// records encrypted after the socket filled; plain TCP holds none). Such bytes move
+    /// on while [`Transport::poll_write_ready`] is polled.
+    fn holds_unsent(&self) -> bool {
+        false
     }
 
     /// Ends the sending side (TCP `shutdown(SHUT_WR)`; TLS adds `close_notify` first).

@@ -115,6 +115,11 @@ impl Builder {
         );
         #[cfg(feature = "tls")]
         {
+            if let Some(config) = &self.tls {
+                // What rustls would refuse for every connection is refused here, once.
+                rustls::ServerConnection::new(config.clone())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            }
             shared.tls = self.tls;
         }
         let shared = Arc::new(shared);

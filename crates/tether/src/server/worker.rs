@@ -18,7 +18,10 @@ use crate::config::{Config, PARK_AFTER_UNDER_PRESSURE};
 use crate::conn::buffers::Pool;
 use crate::conn::handler::Handler;
 use crate::conn::host::{Host, Kick};
+use crate::conn::stream::Stream;
 use crate::conn::timed_io::Timer;
+#[cfg(feature = "tls")]
+use crate::conn::tls::TlsStream;
 use crate::conn::{self, linger, Parking, Start};
 use crate::lifecycle::{CloseReason, ConnEvent, ConnState};
 use crate::proto::status::Status;
@@ -211,10 +214,10 @@ impl<H: Handler> Drop for Held<H> {
 }
 
 /// Runs a connection's task (counted live already): a new one, or one resumed from a park.
-pub(crate) fn spawn_conn<H: Handler, T: crate::conn::transport::Transport + 'static>(
+pub(crate) fn spawn_conn<H: Handler>(
     w: &Rc<Worker<H>>,
     ticket: Ticket,
-    stream: T,
+    stream: Stream,
     start: Start,
 ) {
     let live = Held {
@@ -263,7 +266,12 @@ fn restart<H: Handler>(w: &Rc<Worker<H>>, key: usize, p: Parked) {
         ticket,
     } = p;
     match TcpStream::from_std(stream) {
-        Ok(stream) => spawn_conn(w, ticket, stream, Start::Resumed(key, Box::new(conn))),
+        Ok(stream) => spawn_conn(
+            w,
+            ticket,
+            Stream::Tcp(stream),
+            Start::Resumed(key, Box::new(conn)),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "a parked connection could not resume");
             conn::lost(&**w, key, &conn);
@@ -387,16 +395,22 @@ fn accept<H: Handler>(w: &Rc<Worker<H>>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     match w.admit(peer) {
         Ok(ticket) => {
+            #[cfg(feature = "tls")]
+            let stream = match &w.shared.tls {
+                Some(config) => match TlsStream::new(stream, config.clone()) {
+                    Ok(tls) => Stream::Tls(Box::new(tls)),
+                    Err(e) => {
+                        // rustls refuses the configuration itself: no connection can be served.
+                        tracing::error!(error = %e, "TLS refused the server configuration");
+                        return;
+                    }
+                },
+                None => Stream::Tcp(stream),
+            };
+            #[cfg(not(feature = "tls"))]
+            let stream = Stream::Tcp(stream);
             bump(&w.counters().accepted);
             w.live.add();
-            #[cfg(feature = "tls")]
-            if let Some(config) = &w.shared.tls {
-                match crate::conn::tls::TlsStream::new(stream, config.clone()) {
-                    Ok(tls) => spawn_conn(w, ticket, tls, Start::New(peer)),
-                    Err(e) => tracing::warn!(error = %e, "TLS connection not set up"),
-                }
-                return;
-            }
             spawn_conn(w, ticket, stream, Start::New(peer));
         }
         Err(status) => {
@@ -456,7 +470,7 @@ mod tests {
             let peer = stream.local_addr().unwrap();
             let shared = Shared::new(Stats::new(1), None, 16, 0);
             let w = Worker::new(Default::default(), Hello, Arc::new(shared), 0);
-            let fut = conn::serve(&w, stream, Start::New(peer));
+            let fut = conn::serve(&w, Stream::Tcp(stream), Start::New(peer));
             let n = size(&fut);
             println!(
                 "connection future: {n} bytes; exchange {}, body {}, response {}, head {}",
