@@ -87,6 +87,10 @@ fn has_body(status: u16) -> bool {
 /// A raw HTTP/1.1 client on one connection, with bounded reads and writes.
 pub struct Client {
     stream: TcpStream,
+    /// TLS over the stream, for a client made by [`Client::connect_tls`].
+    tls: Option<Box<rustls::ClientConnection>>,
+    /// Set when TLS ended with the server's `close_notify`.
+    close_notify: bool,
     /// Received bytes not yet consumed.
     buf: Vec<u8>,
     /// For a slow reader: most bytes per read, and the pause before each read.
@@ -102,6 +106,38 @@ impl Client {
     /// Connects to `addr`.
     pub fn try_connect(addr: SocketAddr) -> io::Result<Client> {
         Client::with_stream(TcpStream::connect(addr)?)
+    }
+
+    /// Connects to `addr` with TLS (server name `localhost`) and completes the handshake
+    /// (panics when it cannot).
+    pub fn connect_tls(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> Client {
+        Client::try_connect_tls(addr, config).unwrap_or_else(|e| panic!("TLS to {addr}: {e}"))
+    }
+
+    /// Connects to `addr` with TLS (server name `localhost`) and completes the handshake.
+    pub fn try_connect_tls(
+        addr: SocketAddr,
+        config: Arc<rustls::ClientConfig>,
+    ) -> io::Result<Client> {
+        let mut c = Client::try_connect(addr)?;
+        c.start_tls(config)?;
+        Ok(c)
+    }
+
+    /// Starts TLS on this connection and completes the handshake.
+    pub fn start_tls(&mut self, config: Arc<rustls::ClientConfig>) -> io::Result<()> {
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("a valid name");
+        let mut tls = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
+        while tls.is_handshaking() {
+            tls.complete_io(&mut self.stream)?;
+        }
+        self.tls = Some(Box::new(tls));
+        Ok(())
+    }
+
+    /// The TLS connection, for a client made by [`Client::connect_tls`].
+    pub fn tls(&self) -> Option<&rustls::ClientConnection> {
+        self.tls.as_deref()
     }
 
     /// Connects with a receive buffer of `bytes` (which the kernel doubles), set before the
@@ -127,6 +163,8 @@ impl Client {
         stream.set_nodelay(true)?;
         Ok(Client {
             stream,
+            tls: None,
+            close_notify: false,
             buf: Vec::new(),
             pace: None,
         })
@@ -160,7 +198,10 @@ impl Client {
 
     /// Sends `data`.
     pub fn try_send(&mut self, data: &[u8]) -> io::Result<()> {
-        self.stream.write_all(data)
+        match &mut self.tls {
+            Some(tls) => rustls::Stream::new(&mut **tls, &mut self.stream).write_all(data),
+            None => self.stream.write_all(data),
+        }
     }
 
     /// Sends `data` one byte per write.
@@ -171,8 +212,30 @@ impl Client {
     }
 
     /// Shuts down the client's sending side (half-close).
-    pub fn shutdown_write(&self) {
+    pub fn shutdown_write(&mut self) {
+        if let Some(tls) = &mut self.tls {
+            tls.send_close_notify();
+            while tls.wants_write() {
+                tls.write_tls(&mut self.stream).unwrap();
+            }
+        }
         self.stream.shutdown(Shutdown::Write).unwrap();
+    }
+
+    /// Reads what the connection gives: plaintext over TLS, where the server's end of the
+    /// stream with or without `close_notify` reads as 0.
+    fn read_some(&mut self, tmp: &mut [u8]) -> io::Result<usize> {
+        match &mut self.tls {
+            Some(tls) => match rustls::Stream::new(&mut **tls, &mut self.stream).read(tmp) {
+                Ok(0) => {
+                    self.close_notify = true;
+                    Ok(0)
+                }
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+            None => self.stream.read(tmp),
+        }
     }
 
     /// Sends `data` and reads one response.
@@ -326,7 +389,7 @@ impl Client {
                 &mut paced
             }
         };
-        match self.stream.read(tmp)? {
+        match self.read_some(tmp)? {
             0 => Err(eof()),
             n => {
                 self.buf.extend_from_slice(&tmp[..n]);
@@ -356,8 +419,20 @@ impl Client {
     /// Everything until the server closes: the unconsumed input and what follows. Fails on a
     /// reset or when the connection stays open beyond the read timeout.
     pub fn read_to_close(&mut self) -> io::Result<Vec<u8>> {
-        self.stream.read_to_end(&mut self.buf)?;
-        Ok(std::mem::take(&mut self.buf))
+        let mut tmp = [0u8; 16 * 1024];
+        loop {
+            match self.read_some(&mut tmp) {
+                Ok(0) => return Ok(std::mem::take(&mut self.buf)),
+                Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Whether the server ended TLS with `close_notify` (read as the end of the stream).
+    pub fn got_close_notify(&self) -> bool {
+        self.close_notify
     }
 
     /// Asserts that the server closes the connection cleanly without sending anything more.

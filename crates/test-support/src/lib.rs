@@ -13,6 +13,7 @@
 //! | [`external`] | finding external programs, or skipping tests without them |
 //! | [`temp`] | scratch folders removed when dropped |
 //! | [`browser`] | headless Chromium: finding it, and the DOM of a page after it ran |
+//! | [`tls`] | certificates made on the spot, and the configurations that use them |
 //!
 //! Every wait has a short deadline and fails the test when it passes.
 
@@ -28,4 +29,5 @@ pub mod raw;
 pub mod request;
 pub mod server;
 pub mod temp;
+pub mod tls;
 pub mod wait;

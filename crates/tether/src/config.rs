@@ -395,6 +395,8 @@ settings! {
     /// | `min_idle_age` | 1 s | not evicted or drained before |
     /// | `drain_window` | 5 s | idle connections close (phase 1 of a shutdown) |
     /// | `shutdown_timeout` | 30 s | what remains is cut (phase 2) |
+    /// | `tls_tickets` | on | |
+    /// | `tls_session_cache` | 4,096 sessions | the least recently used is forgotten |
     ///
     /// Every setting can also be read and written as text by name, with [`Config::set`] and
     /// [`Config::get`]; [`Config::SETTINGS`] describes them all.
@@ -487,6 +489,14 @@ settings! {
         drain_window: Duration = "5s",
         /// Hard deadline of a shutdown, counted from its start: what remains is cut.
         shutdown_timeout: Duration = "30s",
+        /// Resumption of TLS 1.3 sessions by tickets: the client keeps its session,
+        /// sealed with a key only the server holds, which rotates every 6 hours. Used with
+        /// a certificate given by [`crate::Builder::tls_certificate`].
+        tls_tickets: bool = "true",
+        /// TLS sessions the server keeps for resumption by session ID (TLS 1.2 clients, and
+        /// TLS 1.3 ones when `tls_tickets` is off); 0 keeps none. Used with a certificate
+        /// given by [`crate::Builder::tls_certificate`].
+        tls_session_cache: usize = "4096",
     }
 }
 

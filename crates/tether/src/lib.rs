@@ -51,10 +51,15 @@ pub use conn::handler::Handler;
 pub use conn::request::Request;
 pub use conn::response::Response;
 pub use conn::transport::Transport;
-pub use lifecycle::{CloseReason, ConnEvent, ConnState};
+pub use lifecycle::{CloseReason, ConnEvent, ConnState, Handshake, HandshakeFailure};
 pub use proto::parse::Version;
 pub use proto::status::Status;
 pub use proto::{framing, parse};
+/// rustls, whose types [`Builder::tls`] and [`TlsCertificate`] take.
+#[cfg(feature = "tls")]
+pub use rustls;
 pub use server::builder::{Builder, Handle, Running, Server, Stopped};
 pub use server::drain::DrainReport;
-pub use server::stats::{Snapshot, REQUESTS_PER_CONN_BUCKETS};
+pub use server::stats::{Snapshot, HANDSHAKE_MICROS_BUCKETS, REQUESTS_PER_CONN_BUCKETS};
+#[cfg(feature = "tls")]
+pub use server::tls::TlsCertificate;

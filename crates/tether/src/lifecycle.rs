@@ -129,6 +129,76 @@ impl ConnState {
     }
 }
 
+/// How a TLS handshake ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Handshake {
+    /// A new session: the client had none to resume, or the server did not know it.
+    Full,
+    /// A returning client's session, by ticket or session ID: no key exchange, no
+    /// certificate.
+    Resumed,
+    /// No session: the connection closed (as `handshake_timeout`, `handshake_failed` or
+    /// `peer_closed`).
+    Failed(HandshakeFailure),
+}
+
+/// Why a TLS handshake failed, by class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HandshakeFailure {
+    /// It took longer than `handshake_timeout`.
+    Timeout,
+    /// The client closed or reset the connection before it completed.
+    Closed,
+    /// The client's first bytes were not a TLS record: plain HTTP to the TLS port, or a
+    /// scanner's garbage.
+    NotTls,
+    /// Nothing in common: no protocol version, cipher suite or ALPN protocol both support
+    /// (a client offering only `h2`, say).
+    NoCommonProtocol,
+    /// The client sent an alert: typically it refused the server's certificate (expired,
+    /// another name, an unknown issuer).
+    ClientAlert,
+    /// The client broke the protocol otherwise (malformed or unexpected messages).
+    Malformed,
+    /// The socket failed.
+    Io,
+}
+
+impl HandshakeFailure {
+    /// Every class, in the order of their discriminants (the index of counters).
+    pub const ALL: [HandshakeFailure; 7] = [
+        HandshakeFailure::Timeout,
+        HandshakeFailure::Closed,
+        HandshakeFailure::NotTls,
+        HandshakeFailure::NoCommonProtocol,
+        HandshakeFailure::ClientAlert,
+        HandshakeFailure::Malformed,
+        HandshakeFailure::Io,
+    ];
+
+    /// A stable snake_case name, for metrics and logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            HandshakeFailure::Timeout => "timeout",
+            HandshakeFailure::Closed => "closed",
+            HandshakeFailure::NotTls => "not_tls",
+            HandshakeFailure::NoCommonProtocol => "no_common_protocol",
+            HandshakeFailure::ClientAlert => "client_alert",
+            HandshakeFailure::Malformed => "malformed",
+            HandshakeFailure::Io => "io",
+        }
+    }
+
+    /// The close reason of a connection whose handshake failed so.
+    pub const fn close_reason(self) -> CloseReason {
+        match self {
+            HandshakeFailure::Timeout => CloseReason::HandshakeTimeout,
+            HandshakeFailure::Closed => CloseReason::PeerClosed,
+            _ => CloseReason::HandshakeFailed,
+        }
+    }
+}
+
 /// A connection's change of state, as given to the hook set with
 /// [`crate::Builder::on_conn_state`].
 #[derive(Clone, Copy, Debug)]

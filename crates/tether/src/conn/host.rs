@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::config::Config;
 use crate::conn::buffers::Pool;
 use crate::conn::handler::Handler;
-use crate::lifecycle::{ConnEvent, ConnState};
+use crate::lifecycle::{ConnEvent, ConnState, Handshake};
 
 /// Why the worker woke an idle connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +49,9 @@ pub(crate) trait Host {
 
     /// Counts an answered request.
     fn request_done(&self);
+
+    /// Counts a TLS handshake by how it ended, and the time a completed one took.
+    fn handshake(&self, _outcome: Handshake, _took: Duration) {}
 
     /// Takes the kick addressed to the connection at `key`, or registers the waker of its
     /// idle wait.

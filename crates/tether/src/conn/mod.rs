@@ -60,7 +60,7 @@ use crate::conn::request::Request;
 use crate::conn::response::Response;
 use crate::conn::timed_io::{deadline, flush, Timer};
 use crate::conn::transport::Transport;
-use crate::lifecycle::{CloseReason, ConnEvent, ConnState};
+use crate::lifecycle::{CloseReason, ConnEvent, ConnState, Handshake, HandshakeFailure};
 use crate::proto::parse::{BodyFraming, Head};
 
 /// How a connection's task ends.
@@ -291,33 +291,35 @@ impl<'w, W: Host, T: Transport> Conn<'w, W, T> {
     }
 
     /// Waits for the transport's handshake (TLS), bounded by the handshake timeout.
-    async fn handshake(stream: &T, limit: std::time::Duration) -> Result<(), CloseReason> {
+    async fn handshake(stream: &T, limit: std::time::Duration) -> Result<(), HandshakeFailure> {
         let done = std::future::poll_fn(|cx| stream.poll_handshake(cx));
         let result = if limit.is_zero() {
-            done.await.map_err(Some)
+            done.await
         } else {
             match tokio::time::timeout(limit, done).await {
-                Ok(r) => r.map_err(Some),
-                Err(_) => Err(None),
+                Ok(r) => r,
+                Err(_) => return Err(HandshakeFailure::Timeout),
             }
         };
-        match result {
-            Ok(()) => Ok(()),
-            Err(None) => Err(CloseReason::HandshakeTimeout),
-            Err(Some(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                Err(CloseReason::PeerClosed)
-            }
-            Err(Some(_)) => Err(CloseReason::HandshakeFailed),
-        }
+        #[cfg(feature = "tls")]
+        return result.map_err(|e| tls::classify(&e));
+        #[cfg(not(feature = "tls"))]
+        return result.map_err(|_| HandshakeFailure::Io);
     }
 
     async fn run(&mut self) -> Outcome {
         if self.stream.handshaking() {
             // Only TLS connections wait here: the wait lives in its own allocation so that
             // every connection's future does not carry it.
-            let limit = self.w.config().handshake_timeout;
-            if let Err(r) = Box::pin(Self::handshake(&self.stream, limit)).await {
-                return r.into();
+            let (limit, started) = (self.w.config().handshake_timeout, Instant::now());
+            let outcome = match Box::pin(Self::handshake(&self.stream, limit)).await {
+                Ok(()) if self.stream.resumed() => Handshake::Resumed,
+                Ok(()) => Handshake::Full,
+                Err(failure) => Handshake::Failed(failure),
+            };
+            self.w.handshake(outcome, started.elapsed());
+            if let Handshake::Failed(failure) = outcome {
+                return failure.close_reason().into();
             }
         }
         loop {

@@ -76,6 +76,10 @@ impl Transport for Stream {
         each!(self, s => Transport::handshaking(s))
     }
 
+    fn resumed(&self) -> bool {
+        each!(self, s => Transport::resumed(s))
+    }
+
     #[inline]
     fn holds_unsent(&self) -> bool {
         each!(self, s => Transport::holds_unsent(s))

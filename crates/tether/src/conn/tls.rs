@@ -19,6 +19,7 @@ use rustls::{ServerConfig, ServerConnection};
 use tokio::net::TcpStream;
 
 use crate::conn::transport::Transport;
+use crate::lifecycle::HandshakeFailure;
 
 /// A TCP connection with TLS on top.
 pub struct TlsStream {
@@ -70,14 +71,6 @@ impl TlsStream {
     /// The protocol the client and the server agreed on with ALPN, if any.
     pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
         self.tls.borrow().alpn_protocol().map(<[u8]>::to_vec)
-    }
-
-    /// Whether the session was resumed (a returning client's ticket or session id).
-    pub fn resumed(&self) -> bool {
-        matches!(
-            self.tls.borrow().handshake_kind(),
-            Some(rustls::HandshakeKind::Resumed)
-        )
     }
 
     /// Sends what rustls holds for the socket, as far as it takes it: true when all of it
@@ -145,6 +138,29 @@ impl TlsStream {
     }
 }
 
+/// The class of a failed handshake's error, as [`TlsStream::drive_handshake`] gave it.
+pub(crate) fn classify(e: &io::Error) -> HandshakeFailure {
+    use rustls::{Error, InvalidMessage};
+    let tls = e.get_ref().and_then(|e| e.downcast_ref::<Error>());
+    match tls {
+        Some(Error::InvalidMessage(InvalidMessage::InvalidContentType))
+        | Some(Error::InvalidMessage(InvalidMessage::UnknownProtocolVersion)) => {
+            HandshakeFailure::NotTls
+        }
+        Some(Error::NoApplicationProtocol) | Some(Error::PeerIncompatible(_)) => {
+            HandshakeFailure::NoCommonProtocol
+        }
+        Some(Error::AlertReceived(_)) => HandshakeFailure::ClientAlert,
+        Some(_) => HandshakeFailure::Malformed,
+        None => match e.kind() {
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe => HandshakeFailure::Closed,
+            _ => HandshakeFailure::Io,
+        },
+    }
+}
+
 impl Transport for TlsStream {
     fn poll_handshake(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.drive_handshake(cx)
@@ -152,6 +168,13 @@ impl Transport for TlsStream {
 
     fn handshaking(&self) -> bool {
         self.tls.borrow().is_handshaking()
+    }
+
+    fn resumed(&self) -> bool {
+        matches!(
+            self.tls.borrow().handshake_kind(),
+            Some(rustls::HandshakeKind::Resumed)
+        )
     }
 
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -365,7 +388,7 @@ mod tests {
                 tokio::task::spawn_blocking(move || peer.join().unwrap())
                     .await
                     .unwrap();
-                assert_eq!(s.resumed(), visit == 1, "visit {visit}");
+                assert_eq!(Transport::resumed(&s), visit == 1, "visit {visit}");
             }
         });
     }

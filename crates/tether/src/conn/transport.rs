@@ -75,6 +75,11 @@ pub trait Transport {
         false
     }
 
+    /// Whether the completed handshake resumed an earlier session (TLS).
+    fn resumed(&self) -> bool {
+        false
+    }
+
     /// Whether the transport holds bytes it accepted that are not on the socket yet (TLS
     /// records encrypted after the socket filled; plain TCP holds none). Such bytes move
     /// on while [`Transport::poll_write_ready`] is polled.

@@ -37,7 +37,17 @@ pub struct Builder {
     config: Config,
     hook: Option<Hook>,
     #[cfg(feature = "tls")]
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<Tls>,
+}
+
+/// Where a server's TLS configuration comes from.
+#[cfg(feature = "tls")]
+#[derive(Clone)]
+enum Tls {
+    /// The caller's own rustls configuration.
+    Config(Arc<rustls::ServerConfig>),
+    /// A certificate, with ALPN and resumption from the settings.
+    Certificate(Arc<crate::server::tls::TlsCertificate>),
 }
 
 impl std::fmt::Debug for Builder {
@@ -76,7 +86,17 @@ impl Builder {
     /// is the same as over TCP, except that TLS connections do not park.
     #[cfg(feature = "tls")]
     pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
-        self.tls = Some(config);
+        self.tls = Some(Tls::Config(config));
+        self
+    }
+
+    /// Speaks TLS on every connection, presenting `cert` (which can be replaced while the
+    /// server runs: [`crate::TlsCertificate::reload`]), with TLS 1.2 and 1.3, ALPN
+    /// `http/1.1` and the session resumption of the settings `tls_tickets` and
+    /// `tls_session_cache`. Otherwise as [`Builder::tls`].
+    #[cfg(feature = "tls")]
+    pub fn tls_certificate(mut self, cert: Arc<crate::server::tls::TlsCertificate>) -> Self {
+        self.tls = Some(Tls::Certificate(cert));
         self
     }
 
@@ -115,12 +135,19 @@ impl Builder {
         );
         #[cfg(feature = "tls")]
         {
-            if let Some(config) = &self.tls {
+            shared.tls = match self.tls {
+                Some(Tls::Config(config)) => Some(config),
+                Some(Tls::Certificate(cert)) => Some(Arc::new(crate::server::tls::server_config(
+                    cert,
+                    &self.config,
+                )?)),
+                None => None,
+            };
+            if let Some(config) = &shared.tls {
                 // What rustls would refuse for every connection is refused here, once.
                 rustls::ServerConnection::new(config.clone())
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
             }
-            shared.tls = self.tls;
         }
         let shared = Arc::new(shared);
         Ok(Server {

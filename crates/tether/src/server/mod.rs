@@ -7,4 +7,6 @@ pub(crate) mod drain;
 pub(crate) mod park;
 pub(crate) mod registry;
 pub(crate) mod stats;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 pub(crate) mod worker;

@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use crate::lifecycle::{CloseReason, ConnState};
+use crate::lifecycle::{CloseReason, ConnState, Handshake, HandshakeFailure};
 
 /// Upper bounds of the requests-per-connection histogram buckets (the last is unbounded).
 pub const REQUESTS_PER_CONN_BUCKETS: [u64; 16] = [
@@ -23,6 +23,25 @@ pub const REQUESTS_PER_CONN_BUCKETS: [u64; 16] = [
     4096,
     16384,
     65536,
+    u64::MAX,
+];
+
+/// Upper bounds of the TLS handshake time histogram buckets, in microseconds (the last is
+/// unbounded): a resumed handshake on loopback takes some tens, a full one some hundreds.
+pub const HANDSHAKE_MICROS_BUCKETS: [u64; 14] = [
+    50,
+    100,
+    250,
+    500,
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    1_000_000,
     u64::MAX,
 ];
 
@@ -55,6 +74,11 @@ pub(crate) struct Counters {
     /// Bytes read and written by the worker's sockets (published from its thread's count).
     bytes_read: AtomicU64,
     bytes_written: AtomicU64,
+    /// TLS handshakes completed: full, resumed.
+    handshakes: [AtomicU64; 2],
+    handshake_failures: [AtomicU64; HandshakeFailure::ALL.len()],
+    handshake_time: [AtomicU64; HANDSHAKE_MICROS_BUCKETS.len()],
+    handshake_micros_sum: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64) {
@@ -87,6 +111,28 @@ impl Counters {
     pub fn traffic(&self, (read, written): (u64, u64)) {
         self.bytes_read.store(read, Relaxed);
         self.bytes_written.store(written, Relaxed);
+    }
+
+    /// Records a TLS handshake: how it ended, and the time a completed one took.
+    pub fn handshake(&self, outcome: Handshake, took: std::time::Duration) {
+        let done = match outcome {
+            Handshake::Full => 0,
+            Handshake::Resumed => 1,
+            Handshake::Failed(f) => return bump(&self.handshake_failures[f as usize]),
+        };
+        bump(&self.handshakes[done]);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let bucket = HANDSHAKE_MICROS_BUCKETS
+            .iter()
+            .position(|&le| micros <= le)
+            .unwrap_or(0);
+        bump(&self.handshake_time[bucket]);
+        self.handshake_micros_sum.store(
+            self.handshake_micros_sum
+                .load(Relaxed)
+                .saturating_add(micros),
+            Relaxed,
+        );
     }
 
     /// Records a closed connection: its reason and how many requests it served.
@@ -129,6 +175,17 @@ pub struct Snapshot {
     pub bytes_read: u64,
     /// Bytes sent to clients (heads and bodies, file bodies included).
     pub bytes_written: u64,
+    /// TLS handshakes completed with a new session.
+    pub tls_full: u64,
+    /// TLS handshakes that resumed a session.
+    pub tls_resumed: u64,
+    /// TLS handshakes failed, by class, in the order of [`HandshakeFailure::ALL`].
+    pub tls_failed_by: [u64; HandshakeFailure::ALL.len()],
+    /// Completed TLS handshakes by time taken, in the buckets of
+    /// [`HANDSHAKE_MICROS_BUCKETS`] (not cumulative).
+    pub tls_handshake_time: [u64; HANDSHAKE_MICROS_BUCKETS.len()],
+    /// The sum of the completed handshakes' times, in microseconds.
+    pub tls_handshake_micros_sum: u64,
 }
 
 impl Snapshot {
@@ -145,6 +202,16 @@ impl Snapshot {
     /// Connections closed for `reason`.
     pub fn closed_for(&self, reason: CloseReason) -> u64 {
         self.closed_by[reason as usize]
+    }
+
+    /// TLS handshakes failed, of every class.
+    pub fn tls_failed(&self) -> u64 {
+        self.tls_failed_by.iter().sum()
+    }
+
+    /// TLS handshakes failed of one class.
+    pub fn tls_failed_for(&self, class: HandshakeFailure) -> u64 {
+        self.tls_failed_by[class as usize]
     }
 
     /// The counters in the Prometheus text exposition format.
@@ -250,6 +317,63 @@ impl Snapshot {
             "Bytes sent to clients.",
         );
         let _ = writeln!(out, "tether_bytes_written_total {}", self.bytes_written);
+        head(
+            &mut out,
+            "tether_tls_handshakes_total",
+            "counter",
+            "TLS handshakes by result: full (a new session), resumed, failed.",
+        );
+        for (result, n) in [
+            ("full", self.tls_full),
+            ("resumed", self.tls_resumed),
+            ("failed", self.tls_failed()),
+        ] {
+            let _ = writeln!(
+                out,
+                "tether_tls_handshakes_total{{result=\"{result}\"}} {n}"
+            );
+        }
+        head(
+            &mut out,
+            "tether_tls_handshake_failures_total",
+            "counter",
+            "Failed TLS handshakes, by class.",
+        );
+        for (c, n) in HandshakeFailure::ALL.iter().zip(self.tls_failed_by) {
+            let _ = writeln!(
+                out,
+                "tether_tls_handshake_failures_total{{class=\"{}\"}} {n}",
+                c.name()
+            );
+        }
+        head(
+            &mut out,
+            "tether_tls_handshake_seconds",
+            "histogram",
+            "Time from the accept to a completed TLS handshake.",
+        );
+        let mut cumulative = 0;
+        for (le, n) in HANDSHAKE_MICROS_BUCKETS.iter().zip(self.tls_handshake_time) {
+            cumulative += n;
+            if *le == u64::MAX {
+                let _ = writeln!(
+                    out,
+                    "tether_tls_handshake_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "tether_tls_handshake_seconds_bucket{{le=\"{}\"}} {cumulative}",
+                    *le as f64 / 1e6
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "tether_tls_handshake_seconds_sum {}",
+            self.tls_handshake_micros_sum as f64 / 1e6
+        );
+        let _ = writeln!(out, "tether_tls_handshake_seconds_count {cumulative}");
         out
     }
 }
@@ -287,6 +411,15 @@ impl Stats {
             s.requests_per_conn_sum += w.per_conn_sum.load(Relaxed);
             s.bytes_read += w.bytes_read.load(Relaxed);
             s.bytes_written += w.bytes_written.load(Relaxed);
+            s.tls_full += w.handshakes[0].load(Relaxed);
+            s.tls_resumed += w.handshakes[1].load(Relaxed);
+            for (a, b) in s.tls_failed_by.iter_mut().zip(&w.handshake_failures) {
+                *a += b.load(Relaxed);
+            }
+            for (a, b) in s.tls_handshake_time.iter_mut().zip(&w.handshake_time) {
+                *a += b.load(Relaxed);
+            }
+            s.tls_handshake_micros_sum += w.handshake_micros_sum.load(Relaxed);
         }
         s.closed = s.closed_by.iter().sum();
         s

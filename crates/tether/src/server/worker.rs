@@ -23,7 +23,7 @@ use crate::conn::timed_io::Timer;
 #[cfg(feature = "tls")]
 use crate::conn::tls::TlsStream;
 use crate::conn::{self, linger, Parking, Start};
-use crate::lifecycle::{CloseReason, ConnEvent, ConnState};
+use crate::lifecycle::{CloseReason, ConnEvent, ConnState, Handshake};
 use crate::proto::status::Status;
 use crate::proto::{date, encode};
 use crate::server::admission::{Hook, Shared, Ticket};
@@ -168,6 +168,10 @@ impl<H: Handler> Host for Worker<H> {
     }
 
     #[inline]
+    fn handshake(&self, outcome: Handshake, took: Duration) {
+        self.counters().handshake(outcome, took);
+    }
+
     fn request_done(&self) {
         bump(&self.counters().requests);
     }
