@@ -19,8 +19,9 @@ use crate::wait::Watched;
 /// Longest wait for anything a server process is expected to do.
 pub const PROCESS_WAIT: Duration = Duration::from_secs(10);
 
-/// What `tether serve` logs once it listens, before the address.
-const LISTENING: &str = "listening on http://";
+/// What `tether serve` logs once it listens, before `http://` or `https://` and the
+/// address.
+const LISTENING: &str = "listening on ";
 
 /// The `tether` binary at this path.
 #[derive(Clone, Copy, Debug)]
@@ -224,7 +225,8 @@ impl Tether {
         let line = log
             .wait_for(LISTENING, PROCESS_WAIT)
             .unwrap_or_else(|| panic!("no startup line; log:\n{}", log.text()));
-        let addr = line.split(LISTENING).nth(1).unwrap();
+        let url = line.split(LISTENING).nth(1).unwrap();
+        let addr = url.split("://").nth(1).unwrap();
         let addr = addr.split_whitespace().next().unwrap().parse().unwrap();
         Tether { proc, addr, log }
     }

@@ -157,6 +157,13 @@ impl ServeArgs {
                 .as_ref()
                 .map(|p| text(&p.display().to_string())),
         );
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| text(&p.display().to_string()));
+        line("tls-cert", path(&self.tls.tls_cert));
+        line("tls-key", path(&self.tls.tls_key));
+        line(
+            "tls-self-signed",
+            Some(self.tls.tls_self_signed.to_string()),
+        );
         out
     }
 }

@@ -10,6 +10,7 @@ mod app;
 mod config_file;
 mod load;
 mod serve;
+mod tls;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

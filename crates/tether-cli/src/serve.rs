@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 use crate::access_log::AccessLog;
 use crate::app::{App, Paths, Site};
+use crate::tls::TlsArgs;
 
 /// Flags of `tether serve`: the folder to serve, the listening address, one flag per setting
 /// of [`Config`] (generated from [`Config::SETTINGS`], see [`EngineArgs`]), where the
@@ -68,6 +69,10 @@ pub struct ServeArgs {
     // How files are served.
     #[command(flatten)]
     pub files: FilesArgs,
+
+    // TLS on --listen.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// How `tether serve DIR` serves its files.
@@ -311,6 +316,14 @@ pub fn run(args: &ServeArgs) -> ExitCode {
         },
         None => (None, None),
     };
+    // And the certificate.
+    let cert = match args.tls.certificate() {
+        Ok(cert) => cert,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     match raise_nofile_limit() {
         Ok((before, after)) if after > before => {
             info!("file descriptor limit raised from {before} to {after}");
@@ -319,7 +332,11 @@ pub fn run(args: &ServeArgs) -> ExitCode {
         Err(e) => warn!("file descriptor limit not raised: {e}"),
     }
     let workers = config.workers;
-    let server = match Server::builder().config(config).bind(args.listen) {
+    let mut builder = Server::builder().config(config);
+    if let Some(cert) = &cert {
+        builder = builder.tls_certificate(cert.clone());
+    }
+    let server = match builder.bind(args.listen) {
         Ok(server) => server,
         Err(e) => {
             eprintln!("error: cannot listen on {}: {e}", args.listen);
@@ -334,11 +351,17 @@ pub fn run(args: &ServeArgs) -> ExitCode {
             None
         }
     };
+    if let Some(cert) = cert.clone().filter(|_| args.tls.tls_cert.is_some()) {
+        if let Err(e) = crate::tls::reload_on_sighup(cert) {
+            warn!("no signal can reload the certificate: {e}");
+        }
+    }
     // Logged once the signal handlers are installed, so whoever waits for this line can stop
     // the server cleanly from then on.
     let handle = server.handle();
+    let scheme = if cert.is_some() { "https" } else { "http" };
     info!(
-        "listening on http://{addr} ({workers} workers, at most {} connections)",
+        "listening on {scheme}://{addr} ({workers} workers, at most {} connections)",
         handle.max_connections()
     );
     let paths = Arc::new(args.paths());
