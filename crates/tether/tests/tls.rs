@@ -255,3 +255,76 @@ fn a_certificate_reloads_from_its_files_and_a_bad_file_leaves_it_in_place() {
         client_config(&second),
     ));
 }
+
+#[test]
+fn an_idle_tls_connection_parks_and_resumes_with_its_session() {
+    let cert = TestCert::localhost();
+    let srv = start(
+        builder()
+            .park_after(Duration::from_millis(50))
+            .tls_certificate(cert.tether()),
+    );
+    let mut c = Client::connect_tls(srv.local_addr(), client_config(&cert));
+    for round in 0..3 {
+        assert_plaintext(&mut c);
+        eventually("the connection parked", || srv.stats().parked == 1);
+        assert_eq!(srv.stats().states, [0, 0, 1, 0], "round {round}");
+    }
+    // Pipelined requests on the resumed session, then a close by the client.
+    c.send(&get("/plaintext").repeat(4));
+    for _ in 0..4 {
+        assert_eq!(c.reply().status, 200);
+    }
+    let s = srv.stats();
+    assert_eq!(
+        (s.accepted, s.requests, s.tls_full, s.tls_resumed),
+        (1, 7, 1, 0)
+    );
+    c.shutdown_write();
+    eventually("the connection closed", || srv.stats().closed == 1);
+    assert_eq!(srv.stats().closed_for(CloseReason::PeerClosed), 1);
+}
+
+#[test]
+fn a_parked_tls_connection_times_out_and_drains_like_any() {
+    let cert = TestCert::localhost();
+    let events = Events::default();
+    let srv = start(
+        events.on(builder()
+            .park_after(Duration::from_millis(50))
+            .idle_timeout(Duration::from_millis(400))
+            .idle_grace(Duration::ZERO)
+            .tls_certificate(cert.tether())),
+    );
+    let mut c = Client::connect_tls(srv.local_addr(), client_config(&cert));
+    assert_plaintext(&mut c);
+    eventually("the connection parked", || srv.stats().parked == 1);
+    let (_, closed) = events.first_in(ConnState::Closed);
+    assert_eq!(closed.reason, Some(CloseReason::IdleTimeout));
+    assert!(c.read_to_close().unwrap().is_empty());
+    assert_eq!(srv.stats().parked, 0);
+}
+
+#[test]
+fn a_parked_tls_connection_is_drained_with_close_notify() {
+    let cert = TestCert::localhost();
+    let events = Events::default();
+    let srv = start(
+        events.on(builder()
+            .park_after(Duration::from_millis(50))
+            .min_idle_age(Duration::ZERO)
+            .linger_timeout(Duration::from_millis(200))
+            .tls_certificate(cert.tether())),
+    );
+    let mut c = Client::connect_tls(srv.local_addr(), client_config(&cert));
+    assert_plaintext(&mut c);
+    std::thread::sleep(Duration::from_millis(300));
+    eprintln!("parked {}", srv.stats().parked);
+    let shutdown = std::thread::spawn(move || srv.shutdown().unwrap());
+    assert!(c.read_to_close().unwrap().is_empty());
+    assert!(c.got_close_notify(), "closed without close_notify");
+    let (_, closed) = events.first_in(ConnState::Closed);
+    assert_eq!(closed.reason, Some(CloseReason::Shutdown));
+    let stopped = shutdown.join().unwrap();
+    assert_eq!(stopped.drain.connections_cut, 0);
+}

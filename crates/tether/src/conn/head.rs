@@ -4,6 +4,7 @@
 use crate::conn::buffers::compact;
 use crate::conn::host::Host;
 use crate::conn::keepalive;
+use crate::conn::stream::Park;
 use crate::conn::timed_io::{deadline, read_some, Read};
 use crate::conn::transport::Transport;
 use crate::conn::{Conn, BODY_WINDOW};
@@ -12,7 +13,7 @@ use crate::proto::encode;
 use crate::proto::parse::{parse_head, Limits};
 use crate::proto::status::Status;
 
-impl<W: Host, T: Transport> Conn<'_, W, T> {
+impl<W: Host, T: Transport + Park> Conn<'_, W, T> {
     fn limits(&self) -> Limits {
         let cfg = self.w.config();
         Limits {

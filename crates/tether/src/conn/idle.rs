@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use crate::conn::host::{Host, Kick};
 use crate::conn::keepalive;
+use crate::conn::stream::Park;
 use crate::conn::timed_io::try_read;
 use crate::conn::transport::Transport;
 use crate::conn::{Conn, Outcome};
@@ -29,7 +30,7 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-impl<W: Host, T: Transport> Conn<'_, W, T> {
+impl<W: Host, T: Transport + Park> Conn<'_, W, T> {
     /// How long the wait for the next request may last: a new connection must start its
     /// first request within the header timeout; a persistent one gets the advertised idle
     /// timeout plus the grace period.
@@ -106,8 +107,8 @@ impl<W: Host, T: Transport> Conn<'_, W, T> {
                 Wake::TimedOut if self.served == 0 => return Err(CloseReason::HeaderTimeout.into()),
                 Wake::TimedOut if self.idle_deadline.is_none_or(|d| Instant::now() < d) => {
                     // Only the park's time can have come (the drain clears it).
-                    if let Some(socket) = self.stream.park_socket() {
-                        return Err(Outcome::Park(socket));
+                    if let Some(stream) = self.stream.park() {
+                        return Err(Outcome::Park(stream));
                     }
                     until = self.idle_deadline;
                 }

@@ -16,6 +16,25 @@ pub(crate) async fn linger<T: Transport + ?Sized>(
     timer: &mut Timer,
     until: Option<Instant>,
 ) {
-    let _ = io.shutdown_write();
+    shut_down_write(io, until).await;
     while let Ok(Read::Data(1..)) = read_some(io, sink, timer, until).await {}
+}
+
+/// Ends the sending side cleanly: the transport's end-of-stream message (TLS
+/// `close_notify`) goes out first, waiting for the socket until `until` if it must (a
+/// resumed connection's socket, say, whose readiness the runtime has not seen yet).
+pub(crate) async fn shut_down_write<T: Transport + ?Sized>(io: &T, until: Option<Instant>) {
+    io.close_notify();
+    if io.holds_unsent() {
+        Box::pin(send_held(io, until)).await;
+    }
+    let _ = io.shutdown_write();
+}
+
+async fn send_held<T: Transport + ?Sized>(io: &T, until: Option<Instant>) {
+    let sent = std::future::poll_fn(|cx| io.poll_write_ready(cx));
+    let _ = match until {
+        Some(at) => tokio::time::timeout_at(at, sent).await.ok(),
+        None => Some(sent.await),
+    };
 }

@@ -58,6 +58,7 @@ use crate::conn::host::Host;
 use crate::conn::keepalive::{Finish, Standing};
 use crate::conn::request::Request;
 use crate::conn::response::Response;
+use crate::conn::stream::{Park, ParkedStream};
 use crate::conn::timed_io::{deadline, flush, Timer};
 use crate::conn::transport::Transport;
 use crate::lifecycle::{CloseReason, ConnEvent, ConnState, Handshake, HandshakeFailure};
@@ -66,9 +67,8 @@ use crate::proto::parse::{BodyFraming, Head};
 /// How a connection's task ends.
 enum Outcome {
     Close(CloseReason),
-    /// Idle long enough to park: the socket, duplicated (the task's registration of the
-    /// original goes with the task).
-    Park(std::net::TcpStream),
+    /// Idle long enough to park: what the stream leaves to the park.
+    Park(ParkedStream),
 }
 
 impl From<CloseReason> for Outcome {
@@ -99,12 +99,12 @@ pub(crate) enum Start {
 }
 
 /// A connection's task, parking: its socket, key and state.
-pub(crate) type Parking = (std::net::TcpStream, usize, Resume);
+pub(crate) type Parking = (ParkedStream, usize, Resume);
 
 /// Space kept free after a head for the body.
 const BODY_WINDOW: usize = 4096;
 
-struct Conn<'w, W: Host, T: Transport> {
+struct Conn<'w, W: Host, T: Transport + Park> {
     w: &'w W,
     stream: T,
     peer: SocketAddr,
@@ -136,7 +136,7 @@ struct Conn<'w, W: Host, T: Transport> {
 
 /// Serves a connection, just accepted or resumed from a park, until it closes (`None`) or
 /// parks (what it leaves to the park).
-pub(crate) async fn serve<W: Host, T: Transport>(
+pub(crate) async fn serve<W: Host, T: Transport + Park>(
     w: &W,
     stream: T,
     start: Start,
@@ -181,7 +181,7 @@ pub(crate) fn lost<W: Host>(w: &W, key: usize, r: &Resume) {
     );
 }
 
-impl<'w, W: Host, T: Transport> Conn<'w, W, T> {
+impl<'w, W: Host, T: Transport + Park> Conn<'w, W, T> {
     fn accepted(w: &'w W, stream: T, peer: SocketAddr) -> Self {
         let now = Instant::now();
         let (max_requests, expires) = keepalive::limits(w.config(), now);
@@ -481,7 +481,8 @@ impl<'w, W: Host, T: Transport> Conn<'w, W, T> {
         } else if lingers && !keepalive::skips_linger(reason, || self.quiet()) {
             if reason == CloseReason::PeerClosed {
                 // Nothing more will come: the shutdown alone ends it cleanly.
-                let _ = self.stream.shutdown_write();
+                let until = deadline(self.w.config().linger_timeout);
+                linger::shut_down_write(&self.stream, until).await;
             } else {
                 let until = deadline(self.w.config().linger_timeout);
                 self.start = 0;
@@ -497,7 +498,7 @@ impl<'w, W: Host, T: Transport> Conn<'w, W, T> {
     }
 }
 
-impl<W: Host, T: Transport> Drop for Conn<'_, W, T> {
+impl<W: Host, T: Transport + Park> Drop for Conn<'_, W, T> {
     /// Accounts for a connection whose task ended without its close: cut at the end of a
     /// shutdown, or unwound by a panicking handler.
     fn drop(&mut self) {

@@ -117,6 +117,12 @@ impl Scripted {
     }
 }
 
+impl crate::conn::stream::Park for Scripted {
+    fn park(&self) -> Option<crate::conn::stream::ParkedStream> {
+        None
+    }
+}
+
 impl Transport for Scripted {
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         if self.silent() {

@@ -85,6 +85,10 @@ impl Transport for Stream {
         each!(self, s => Transport::holds_unsent(s))
     }
 
+    fn close_notify(&self) {
+        each!(self, s => Transport::close_notify(s))
+    }
+
     fn shutdown_write(&self) -> io::Result<()> {
         each!(self, s => Transport::shutdown_write(s))
     }
@@ -96,8 +100,102 @@ impl Transport for Stream {
     fn set_cork(&self, on: bool) -> bool {
         each!(self, s => Transport::set_cork(s, on))
     }
+}
 
-    fn park_socket(&self) -> Option<std::net::TcpStream> {
-        each!(self, s => Transport::park_socket(s))
+/// What an idle connection's stream leaves to the park: a duplicate of its socket (which
+/// the park watches; the task's registration goes with the task) and, over TLS, the
+/// session, so that the connection resumes where it was.
+pub(crate) struct ParkedStream {
+    pub socket: std::net::TcpStream,
+    #[cfg(feature = "tls")]
+    tls: Option<Box<rustls::ServerConnection>>,
+}
+
+impl ParkedStream {
+    /// The stream again, its socket back in the runtime (on the worker's thread).
+    ///
+    /// # Errors
+    /// The runtime refused the socket.
+    pub(crate) fn resume(self) -> io::Result<Stream> {
+        let tcp = TcpStream::from_std(self.socket)?;
+        #[cfg(feature = "tls")]
+        if let Some(session) = self.tls {
+            return Ok(Stream::Tls(Box::new(TlsStream::resume(tcp, session))));
+        }
+        Ok(Stream::Tcp(tcp))
+    }
+}
+
+/// A stream an idle connection can leave to the park.
+pub(crate) trait Park {
+    /// What the park keeps; `None` when the stream cannot wait without its task now.
+    fn park(&self) -> Option<ParkedStream>;
+}
+
+impl Park for Stream {
+    fn park(&self) -> Option<ParkedStream> {
+        match self {
+            Stream::Tcp(tcp) => {
+                use std::os::fd::AsFd;
+                let fd = tcp.as_fd().try_clone_to_owned().ok()?;
+                Some(ParkedStream {
+                    socket: std::net::TcpStream::from(fd),
+                    #[cfg(feature = "tls")]
+                    tls: None,
+                })
+            }
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => {
+                let (socket, session) = tls.park()?;
+                Some(ParkedStream {
+                    socket,
+                    tls: Some(session),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    #[test]
+    fn tcp_parks_a_duplicate_of_its_socket_and_resumes_from_it() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (server, _) = listener.accept().unwrap();
+            server.set_nonblocking(true).unwrap();
+            let server = Stream::Tcp(TcpStream::from_std(server).unwrap());
+            let parked = server.park().expect("a duplicate descriptor");
+            drop(server);
+            // The connection lives on in the duplicate.
+            let resumed = parked.resume().unwrap();
+            client.write_all(b"ping").unwrap();
+            let mut got = [0u8; 4];
+            loop {
+                std::future::poll_fn(|cx| resumed.poll_read_ready(cx))
+                    .await
+                    .unwrap();
+                match Transport::try_read(&resumed, &mut got) {
+                    Ok(n) => {
+                        assert_eq!(&got[..n], b"ping");
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert_eq!(Transport::try_write(&resumed, b"pong").unwrap(), 4);
+            client.read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"pong");
+        });
     }
 }

@@ -7,8 +7,8 @@
 //! buffer and sends what the socket takes, and reports `WouldBlock` while earlier
 //! ciphertext is still unsent, so that the caller's readiness wait covers it and nothing
 //! accepted is left behind in a buffer. Files go through the copy path: the bytes must be
-//! encrypted, so there is no `sendfile`; and a TLS connection does not park (its session
-//! state lives here, not in the socket).
+//! encrypted, so there is no `sendfile`. An idle connection parks with its session, taken
+//! out of the stream, and resumes with it.
 
 use std::cell::RefCell;
 use std::io::{self, IoSlice, Read, Write};
@@ -24,7 +24,9 @@ use crate::lifecycle::HandshakeFailure;
 /// A TCP connection with TLS on top.
 pub struct TlsStream {
     tcp: TcpStream,
-    tls: RefCell<ServerConnection>,
+    /// The session; taken only when the connection parks, after which the stream is
+    /// dropped unused.
+    tls: RefCell<Option<Box<ServerConnection>>>,
 }
 
 /// The socket as `Read`/`Write` for rustls, never waiting: `WouldBlock` passes through.
@@ -62,15 +64,40 @@ impl TlsStream {
     /// What rustls refuses in `config` for a new connection.
     pub fn new(tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<TlsStream> {
         let tls = ServerConnection::new(config).map_err(protocol)?;
-        Ok(TlsStream {
+        Ok(TlsStream::resume(tcp, Box::new(tls)))
+    }
+
+    /// A stream over `tcp` continuing `session`, as [`TlsStream::park`] left it.
+    pub(crate) fn resume(tcp: TcpStream, session: Box<ServerConnection>) -> TlsStream {
+        TlsStream {
             tcp,
-            tls: RefCell::new(tls),
+            tls: RefCell::new(Some(session)),
+        }
+    }
+
+    /// Hands over a duplicate of the socket and the session, so that the idle connection
+    /// waits without its task; `None` while records wait to be sent (it cannot wait for
+    /// input alone) or when the socket cannot be duplicated.
+    pub(crate) fn park(&self) -> Option<(std::net::TcpStream, Box<ServerConnection>)> {
+        use std::os::fd::AsFd;
+        if self.tls().wants_write() {
+            return None;
+        }
+        let fd = self.tcp.as_fd().try_clone_to_owned().ok()?;
+        let session = self.tls.borrow_mut().take()?;
+        Some((std::net::TcpStream::from(fd), session))
+    }
+
+    /// The session. Every use of the stream comes before a park takes it.
+    fn tls(&self) -> std::cell::RefMut<'_, ServerConnection> {
+        std::cell::RefMut::map(self.tls.borrow_mut(), |t| {
+            &mut **t.as_mut().expect("a parked stream is not used again")
         })
     }
 
     /// The protocol the client and the server agreed on with ALPN, if any.
     pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
-        self.tls.borrow().alpn_protocol().map(<[u8]>::to_vec)
+        self.tls().alpn_protocol().map(<[u8]>::to_vec)
     }
 
     /// Sends what rustls holds for the socket, as far as it takes it: true when all of it
@@ -110,7 +137,7 @@ impl TlsStream {
     /// A TLS error of the client's (its class is in the error's inner `rustls::Error`),
     /// the client closing, or a failed write.
     pub fn drive_handshake(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut tls = self.tls.borrow_mut();
+        let mut tls = self.tls();
         loop {
             if !self.send_pending(&mut tls)? {
                 match self.tcp.poll_write_ready(cx) {
@@ -167,18 +194,18 @@ impl Transport for TlsStream {
     }
 
     fn handshaking(&self) -> bool {
-        self.tls.borrow().is_handshaking()
+        self.tls().is_handshaking()
     }
 
     fn resumed(&self) -> bool {
         matches!(
-            self.tls.borrow().handshake_kind(),
+            self.tls().handshake_kind(),
             Some(rustls::HandshakeKind::Resumed)
         )
     }
 
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut tls = self.tls.borrow_mut();
+        let mut tls = self.tls();
         loop {
             match tls.reader().read(buf) {
                 Ok(n) => return Ok(n),
@@ -199,8 +226,7 @@ impl Transport for TlsStream {
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // Plaintext rustls already holds is ready without the socket.
         let buffered = self
-            .tls
-            .borrow_mut()
+            .tls()
             .process_new_packets()
             .map(|state| state.plaintext_bytes_to_read() > 0 || state.peer_has_closed());
         match buffered {
@@ -214,7 +240,7 @@ impl Transport for TlsStream {
     }
 
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        let mut tls = self.tls.borrow_mut();
+        let mut tls = self.tls();
         // Earlier ciphertext goes first; while it cannot, nothing more is taken.
         if !self.send_pending(&mut tls)? {
             return Err(io::ErrorKind::WouldBlock.into());
@@ -225,7 +251,7 @@ impl Transport for TlsStream {
     }
 
     fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let mut tls = self.tls.borrow_mut();
+        let mut tls = self.tls();
         if !self.send_pending(&mut tls)? {
             return Err(io::ErrorKind::WouldBlock.into());
         }
@@ -237,7 +263,7 @@ impl Transport for TlsStream {
     fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // Ciphertext waiting for the socket moves first: ready means all of it is sent.
         loop {
-            if self.send_pending(&mut self.tls.borrow_mut())? {
+            if self.send_pending(&mut self.tls())? {
                 return Poll::Ready(Ok(()));
             }
             match self.tcp.poll_write_ready(cx) {
@@ -248,11 +274,15 @@ impl Transport for TlsStream {
     }
 
     fn holds_unsent(&self) -> bool {
-        self.tls.borrow().wants_write()
+        self.tls().wants_write()
+    }
+
+    fn close_notify(&self) {
+        self.tls().send_close_notify();
     }
 
     fn shutdown_write(&self) -> io::Result<()> {
-        let mut tls = self.tls.borrow_mut();
+        let mut tls = self.tls();
         tls.send_close_notify();
         // As much of close_notify as the socket takes now; a close follows either way.
         let _ = self.send_pending(&mut tls);

@@ -87,7 +87,13 @@ pub trait Transport {
         false
     }
 
-    /// Ends the sending side (TCP `shutdown(SHUT_WR)`; TLS adds `close_notify` first).
+    /// Queues the transport's own end-of-stream message (TLS `close_notify`), which
+    /// [`Transport::holds_unsent`] then reports until it is on the socket; plain TCP has
+    /// none.
+    fn close_notify(&self) {}
+
+    /// Ends the sending side (TCP `shutdown(SHUT_WR)`; TLS queues `close_notify` first and
+    /// sends as much of it as the socket takes now).
     fn shutdown_write(&self) -> io::Result<()>;
 
     /// Sends up to `len` bytes of `file` from `offset` without copying them through user
@@ -107,12 +113,6 @@ pub trait Transport {
     /// bytes that follow it leave together; false when the transport cannot.
     fn set_cork(&self, _on: bool) -> bool {
         false
-    }
-
-    /// A duplicate of the underlying socket, so that an idle connection can wait without
-    /// its task (parking); `None` when the transport cannot be resumed from a bare socket.
-    fn park_socket(&self) -> Option<std::net::TcpStream> {
-        None
     }
 }
 
@@ -175,12 +175,6 @@ impl Transport for TcpStream {
     fn set_cork(&self, on: bool) -> bool {
         socket2::SockRef::from(self).set_cork(on).is_ok()
     }
-
-    fn park_socket(&self) -> Option<std::net::TcpStream> {
-        use std::os::fd::AsFd;
-        let fd = self.as_fd().try_clone_to_owned().ok()?;
-        Some(std::net::TcpStream::from(fd))
-    }
 }
 
 #[cfg(test)]
@@ -235,21 +229,6 @@ mod tests {
             assert_eq!(reader.join().unwrap(), content[offset..offset + len]);
         });
         std::fs::remove_file(&path).unwrap();
-    }
-
-    #[test]
-    fn tcp_parks_a_duplicate_of_its_socket() {
-        runtime().block_on(async {
-            let (server, mut client) = pair().await;
-            let parked = server.park_socket().expect("a duplicate descriptor");
-            assert_eq!(parked.local_addr().unwrap(), server.local_addr().unwrap());
-            drop(server);
-            // The connection lives on in the duplicate.
-            (&parked).write_all(b"still here").unwrap();
-            let mut got = [0u8; 10];
-            client.read_exact(&mut got).unwrap();
-            assert_eq!(&got, b"still here");
-        });
     }
 
     /// Waits for input on `stream` and reads it into `buf`.

@@ -83,7 +83,7 @@ impl Builder {
     /// resumption are rustls's). The handshake is bounded by `handshake_timeout`; a client
     /// that stalls in it closes as `handshake_timeout`, one whose bytes are not TLS as
     /// `handshake_failed`. Everything after it (keep-alive, timeouts, limits, the drain)
-    /// is the same as over TCP, except that TLS connections do not park.
+    /// is the same as over TCP; an idle connection parks with its session.
     #[cfg(feature = "tls")]
     pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
         self.tls = Some(Tls::Config(config));

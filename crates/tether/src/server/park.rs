@@ -117,7 +117,7 @@ impl Park {
         key: usize,
         p: Box<Parked>,
     ) -> Result<(), Box<Parked>> {
-        if let Err(e) = self.ctl(libc::EPOLL_CTL_ADD, p.stream.as_raw_fd(), key) {
+        if let Err(e) = self.ctl(libc::EPOLL_CTL_ADD, p.stream.socket.as_raw_fd(), key) {
             tracing::debug!(error = %e, "connection could not park");
             return Err(p);
         }
@@ -151,7 +151,7 @@ impl Park {
     ) -> Option<Box<Parked>> {
         let p = registry.unpark(key)?;
         // Closing the socket would remove it from the set too; it lives on, so it must leave.
-        let _ = self.ctl(libc::EPOLL_CTL_DEL, p.stream.as_raw_fd(), key);
+        let _ = self.ctl(libc::EPOLL_CTL_DEL, p.stream.socket.as_raw_fd(), key);
         drop_one(&counters.parked);
         Some(p)
     }

@@ -13,6 +13,7 @@ use slab::Slab;
 use tokio::time::Instant;
 
 use crate::conn::host::Kick;
+use crate::conn::stream::ParkedStream;
 use crate::conn::Resume;
 use crate::lifecycle::ConnState;
 use crate::server::admission::Ticket;
@@ -23,7 +24,8 @@ const NIL: usize = usize::MAX;
 pub(crate) struct Parked {
     /// What the connection's task resumes with.
     pub conn: Resume,
-    pub stream: std::net::TcpStream,
+    /// Its socket, which the park watches, and its TLS session if any.
+    pub stream: ParkedStream,
     /// Its place within the connection limits, held while it is parked.
     pub ticket: Ticket,
 }

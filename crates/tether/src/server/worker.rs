@@ -269,13 +269,8 @@ fn restart<H: Handler>(w: &Rc<Worker<H>>, key: usize, p: Parked) {
         stream,
         ticket,
     } = p;
-    match TcpStream::from_std(stream) {
-        Ok(stream) => spawn_conn(
-            w,
-            ticket,
-            Stream::Tcp(stream),
-            Start::Resumed(key, Box::new(conn)),
-        ),
+    match stream.resume() {
+        Ok(stream) => spawn_conn(w, ticket, stream, Start::Resumed(key, Box::new(conn))),
         Err(e) => {
             tracing::warn!(error = %e, "a parked connection could not resume");
             conn::lost(&**w, key, &conn);
