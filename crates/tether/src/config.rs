@@ -489,13 +489,14 @@ settings! {
         drain_window: Duration = "5s",
         /// Hard deadline of a shutdown, counted from its start: what remains is cut.
         shutdown_timeout: Duration = "30s",
-        /// Resumption of TLS 1.3 sessions by tickets: the client keeps its session,
-        /// sealed with a key only the server holds, which rotates every 6 hours. Used with
-        /// a certificate given by [`crate::Builder::tls_certificate`].
+        /// Resumption of TLS sessions by tickets (TLS 1.3, and TLS 1.2 clients that ask):
+        /// the client keeps its session, sealed with a key only the server holds, which
+        /// rotates every 6 hours. Used with a certificate given by
+        /// [`crate::Builder::tls_certificate`].
         tls_tickets: bool = "true",
-        /// TLS sessions the server keeps for resumption by session ID (TLS 1.2 clients, and
-        /// TLS 1.3 ones when `tls_tickets` is off); 0 keeps none. Used with a certificate
-        /// given by [`crate::Builder::tls_certificate`].
+        /// TLS sessions the server keeps for resumption by session ID (TLS 1.2 clients that
+        /// do not take tickets, and every client with `tls_tickets` off); 0 keeps none.
+        /// Used with a certificate given by [`crate::Builder::tls_certificate`].
         tls_session_cache: usize = "4096",
     }
 }

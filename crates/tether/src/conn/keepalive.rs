@@ -228,6 +228,19 @@ pub(crate) fn lingers(reason: CloseReason) -> bool {
     )
 }
 
+/// Whether a close for `reason` leaves the transport in a state to end its stream cleanly
+/// (TLS `close_notify`): not after a reset, a failed write or a failed handshake.
+pub(crate) fn ends_cleanly(reason: CloseReason) -> bool {
+    !matches!(
+        reason,
+        CloseReason::PeerReset
+            | CloseReason::IoError
+            | CloseReason::WriteTimeout
+            | CloseReason::HandshakeTimeout
+            | CloseReason::HandshakeFailed
+    )
+}
+
 /// Whether a lingering close may skip the linger: the client asked for the close and has
 /// sent nothing since (`quiet`), so it expects the close and a plain one cannot reset
 /// anything it waits for. Closes the server decides on its own always linger: the client

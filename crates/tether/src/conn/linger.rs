@@ -24,7 +24,7 @@ pub(crate) async fn linger<T: Transport + ?Sized>(
 /// `close_notify`) goes out first, waiting for the socket until `until` if it must (a
 /// resumed connection's socket, say, whose readiness the runtime has not seen yet).
 pub(crate) async fn shut_down_write<T: Transport + ?Sized>(io: &T, until: Option<Instant>) {
-    io.close_notify();
+    let _ = io.close_notify();
     if io.holds_unsent() {
         Box::pin(send_held(io, until)).await;
     }

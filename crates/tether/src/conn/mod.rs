@@ -492,6 +492,12 @@ impl<'w, W: Host, T: Transport + Park> Conn<'w, W, T> {
                     linger::linger(&self.stream, &mut b.read, &mut self.timer, until).await;
                 }
             }
+        } else if keepalive::ends_cleanly(reason) && self.stream.close_notify() {
+            // No linger, but a transport with an end-of-stream message of its own (TLS
+            // close_notify) still says it, so that the client can tell this close from a
+            // truncation.
+            let until = deadline(self.w.config().linger_timeout);
+            linger::shut_down_write(&self.stream, until).await;
         }
         self.release();
         self.set_state(ConnState::Closed);

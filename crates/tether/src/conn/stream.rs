@@ -85,7 +85,7 @@ impl Transport for Stream {
         each!(self, s => Transport::holds_unsent(s))
     }
 
-    fn close_notify(&self) {
+    fn close_notify(&self) -> bool {
         each!(self, s => Transport::close_notify(s))
     }
 

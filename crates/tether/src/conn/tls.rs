@@ -277,8 +277,9 @@ impl Transport for TlsStream {
         self.tls().wants_write()
     }
 
-    fn close_notify(&self) {
+    fn close_notify(&self) -> bool {
         self.tls().send_close_notify();
+        true
     }
 
     fn shutdown_write(&self) -> io::Result<()> {

@@ -88,9 +88,11 @@ pub trait Transport {
     }
 
     /// Queues the transport's own end-of-stream message (TLS `close_notify`), which
-    /// [`Transport::holds_unsent`] then reports until it is on the socket; plain TCP has
-    /// none.
-    fn close_notify(&self) {}
+    /// [`Transport::holds_unsent`] then reports until it is on the socket; false when it
+    /// has none (plain TCP).
+    fn close_notify(&self) -> bool {
+        false
+    }
 
     /// Ends the sending side (TCP `shutdown(SHUT_WR)`; TLS queues `close_notify` first and
     /// sends as much of it as the socket takes now).
