@@ -223,6 +223,10 @@ impl Transport for TlsStream {
         }
     }
 
+    // No `clear_read_ready`: a short read of plaintext does not mean the socket is empty
+    // (rustls returns once it has a whole record, and the next may be in the socket
+    // already), so the readiness is cleared only by a socket read that would block.
+
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // Plaintext rustls already holds is ready without the socket.
         let buffered = self
@@ -233,10 +237,6 @@ impl Transport for TlsStream {
             Ok(true) | Err(_) => Poll::Ready(Ok(())),
             Ok(false) => self.tcp.poll_read_ready(cx),
         }
-    }
-
-    fn clear_read_ready(&self) {
-        Transport::clear_read_ready(&self.tcp);
     }
 
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {

@@ -414,6 +414,10 @@ fn accept<H: Handler>(w: &Rc<Worker<H>>, stream: TcpStream, peer: SocketAddr) {
         }
         Err(status) => {
             bump(&w.counters().refused);
+            #[cfg(feature = "tls")]
+            let status = Some(status).filter(|_| w.shared.tls.is_none());
+            #[cfg(not(feature = "tls"))]
+            let status = Some(status);
             tokio::task::spawn_local(refuse(stream, status));
         }
     }
@@ -421,10 +425,15 @@ fn accept<H: Handler>(w: &Rc<Worker<H>>, stream: TcpStream, peer: SocketAddr) {
 
 /// Answers a connection over a limit with a canned response and closes it, lingering
 /// briefly so that the client sees the answer rather than a reset.
-async fn refuse(stream: TcpStream, status: Status) {
+///
+/// Over TLS (`status` none) nothing is answered: an answer would cost the handshake the
+/// limit is there to spare, and one in clear text is no answer to a TLS client.
+async fn refuse(stream: TcpStream, status: Option<Status>) {
     // The socket's send buffer is empty: the write completes at once or not at all.
-    if stream.try_write(encode::refusal(status)).is_err() {
-        return;
+    if let Some(status) = status {
+        if stream.try_write(encode::refusal(status)).is_err() {
+            return;
+        }
     }
     let mut sink = [0u8; 512];
     let until = Instant::now() + Duration::from_millis(500);
