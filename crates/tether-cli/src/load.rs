@@ -6,14 +6,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tether_load::{Bounds, Config, ConnMode, Progress, StatusSet, Target, DEFAULT_CAP};
+use tether_load::{Bounds, Config, ConnMode, Progress, StatusSet, Target, TlsTrust, DEFAULT_CAP};
 
 /// Flags of `tether load`.
 #[derive(Args, Debug)]
 pub struct LoadArgs {
-    /// The URL to load (http://host[:port]/path)
+    /// The URL to load (http://host[:port]/path or https://...). Over https the report adds
+    /// the TLS handshakes, full and resumed, each timed from the TCP connection being open to
+    /// the handshake being complete
     #[arg(value_name = "URL")]
     pub url: String,
 
@@ -72,11 +74,27 @@ pub struct LoadArgs {
     #[arg(long, value_name = "D", default_value = "0", value_parser = tether::parse_duration)]
     pub warmup: Duration,
 
-    /// Longest wait to connect, or for a response after its request was written
+    /// Longest wait to connect (over https with the TLS handshake), or for a response after
+    /// its request was written
     #[arg(long, value_name = "D", default_value = "10s", value_parser = tether::parse_duration)]
     pub timeout: Duration,
 
-    /// Run twice, keep-alive then a new connection per request, and print them side by side
+    /// https: check the server's certificate against the CA certificates in this PEM file
+    /// (one or more; a self-signed server's own certificate works too)
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub cacert: Option<PathBuf>,
+
+    /// https: accept any server certificate (the handshake's signatures are still checked)
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// https: whether a new connection resumes an earlier TLS session (one session store for
+    /// the whole run) or makes a full handshake
+    #[arg(long, value_name = "on|off", default_value = "on")]
+    pub tls_resume: Switch,
+
+    /// Run twice, keep-alive then a new connection per request, and print them side by side;
+    /// over https a third time, new connections without TLS session resumption
     #[arg(long, conflicts_with_all = ["no_keepalive", "max_requests_per_conn"])]
     pub compare: bool,
 
@@ -91,6 +109,13 @@ pub struct LoadArgs {
     /// Threads, each driving its share of the connections [default: number of cores]
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+}
+
+/// `on` or `off` (variants undocumented so that the help lists them on one line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 /// `5` (milliseconds) or a duration with a unit.
@@ -136,6 +161,12 @@ impl LoadArgs {
         if let Some(t) = self.threads {
             c.threads = t;
         }
+        if let Some(path) = &self.cacert {
+            c.tls_trust = TlsTrust::ca_file(path).map_err(|e| format!("--cacert: {e}"))?;
+        } else if self.insecure {
+            c.tls_trust = TlsTrust::Insecure;
+        }
+        c.tls_resume = self.tls_resume == Switch::On;
         c.validate()?;
         Ok(c)
     }
@@ -278,6 +309,15 @@ mod tests {
         assert_eq!(c.mode, ConnMode::PerRequest);
         assert_eq!(c.interval, Duration::from_micros(250));
         assert_eq!(c.bounds.duration, Duration::from_secs(10));
+        assert!(c.tls_resume, "resumption is on by default");
+        assert!(matches!(c.tls_trust, TlsTrust::Unset));
+
+        let c = parse(&["https://127.0.0.1:9/", "--insecure", "--tls-resume", "off"])
+            .expect("valid")
+            .config()
+            .expect("valid config");
+        assert!(c.target.tls && !c.tls_resume);
+        assert!(matches!(c.tls_trust, TlsTrust::Insecure));
     }
 
     #[test]
@@ -296,7 +336,23 @@ mod tests {
             parse(&["http://127.0.0.1:9/", "--pipeline", "4", "--no-keepalive"]).expect("parses");
         assert!(a.config().expect_err("invalid").contains("pipeline"));
         let a = parse(&["https://127.0.0.1:9/"]).expect("parses");
-        assert!(a.config().is_err());
+        let e = a.config().expect_err("no trust chosen");
+        assert!(e.contains("--cacert") && e.contains("--insecure"), "{e}");
+        assert!(parse(&["https://127.0.0.1:9/", "--insecure", "--cacert", "x.pem"]).is_err());
+        assert!(parse(&[
+            "https://127.0.0.1:9/",
+            "--insecure",
+            "--tls-resume",
+            "maybe"
+        ])
+        .is_err());
+        let a =
+            parse(&["https://127.0.0.1:9/", "--cacert", "/nonexistent/ca.pem"]).expect("parses");
+        let e = a.config().expect_err("no file");
+        assert!(
+            e.contains("--cacert") && e.contains("/nonexistent/ca.pem"),
+            "{e}"
+        );
         let a = parse(&["http://127.0.0.1:9/", "--body", "/nonexistent/file"]).expect("parses");
         assert!(a.config().expect_err("no file").contains("--body"));
     }

@@ -5,6 +5,8 @@ use std::process::{Output, Stdio};
 
 use serde_json::Value;
 use tether_test_support::process::{Cli, Tether};
+use tether_test_support::temp::TempDir;
+use tether_test_support::tls::TestCert;
 
 const CLI: Cli = Cli(env!("CARGO_BIN_EXE_tether"));
 
@@ -185,4 +187,77 @@ fn invalid_flags_are_refused() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(!out.stderr.is_empty(), "{args:?}");
     }
+}
+
+#[test]
+fn https_with_its_handshakes_in_the_report() {
+    let dir = TempDir::new("tether-load-https");
+    let (cert, key) = TestCert::localhost().write_pem(dir.path());
+    let (cert, key) = (cert.to_string_lossy(), key.to_string_lossy());
+    let server = CLI.serve(&["--workers", "1", "--tls-cert", &cert, "--tls-key", &key]);
+    let url = format!("https://{}/plaintext", server.addr);
+
+    let v = json(&load(&[
+        &url, "-c", "2", "-n", "40", "--cacert", &cert, "--json",
+    ]));
+    assert_eq!(v["requests"]["ok"], 40, "{v}");
+    assert_eq!(v["tls"]["handshakes_full"], 2, "{v}");
+    assert_eq!(v["tls"]["handshakes_resumed"], 0, "{v}");
+    assert_eq!(v["errors"]["tls_handshake"], 0, "{v}");
+
+    // A new connection per request: sessions resume, or with --tls-resume off never do.
+    let per_request = [&url[..], "-c", "2", "-n", "40", "--no-keepalive", "--json"];
+    let v = json(&load(&[&per_request[..], &["--cacert", &cert]].concat()));
+    let (full, resumed) = (
+        &v["tls"]["handshakes_full"],
+        &v["tls"]["handshakes_resumed"],
+    );
+    assert!(resumed.as_u64().is_some_and(|n| n > 0), "{v}");
+    assert_eq!(
+        full.as_u64().zip(resumed.as_u64()).map(|(f, r)| f + r),
+        Some(40)
+    );
+    let v = json(&load(
+        &[&per_request[..], &["--insecure", "--tls-resume", "off"]].concat(),
+    ));
+    assert_eq!(v["tls"]["handshakes_full"], 40, "{v}");
+    assert_eq!(v["tls"]["resumption"], false, "{v}");
+
+    // A certificate the server does not have: every request fails, and the run says why.
+    let other = dir.write("other.pem", TestCert::localhost().cert_pem);
+    let out = load(&[
+        &url,
+        "-c",
+        "2",
+        "-n",
+        "10",
+        "--cacert",
+        &other.to_string_lossy(),
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("TLS handshake failed 10"), "{text}");
+    assert!(text.contains("warning: 10 TLS handshakes failed"), "{text}");
+
+    let out = load(&[&url, "-c", "2", "-n", "20", "--insecure", "--compare"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for column in [
+        "keep-alive",
+        "new, resumption",
+        "new, no resumption",
+        "vs resumed",
+        "vs full",
+    ] {
+        assert!(text.contains(column), "no {column:?} in\n{text}");
+    }
+
+    // No trust chosen: refused before running, naming both ways.
+    let out = load(&[&url, "-n", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--cacert") && err.contains("--insecure"),
+        "{err}"
+    );
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::target::Target;
+use crate::tls::TlsTrust;
 
 /// The longest duration any setting may have (a year), so that every instant computed from
 /// the start of a run exists.
@@ -13,6 +14,10 @@ const MAX_BATCH: usize = 256 << 20;
 
 /// The lowest constant rate, in requests per second.
 pub const MIN_RATE: f64 = 0.001;
+
+/// Why an https run with no [`TlsTrust`] chosen is refused.
+pub(crate) const NO_TRUST: &str = "an https URL needs the server's certificate checked: \
+     --cacert FILE (trust the CA certificates in FILE) or --insecure (accept any certificate)";
 
 /// How connections are used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,6 +138,11 @@ pub struct Config {
     pub success: StatusSet,
     /// Threads, each running one single-threaded runtime with its share of the connections.
     pub threads: usize,
+    /// https: which server certificates are accepted (one must be chosen).
+    pub tls_trust: TlsTrust,
+    /// https: whether a new connection resumes an earlier session (from one session store
+    /// shared by the whole run) or makes every handshake a full one.
+    pub tls_resume: bool,
 }
 
 impl Config {
@@ -158,6 +168,8 @@ impl Config {
             timeout: Duration::from_secs(10),
             success: StatusSet::default_success(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            tls_trust: TlsTrust::Unset,
+            tls_resume: true,
         }
     }
 
@@ -222,6 +234,9 @@ impl Config {
         for h in &self.headers {
             crate::request::check_header(h)?;
         }
+        if self.target.tls && matches!(self.tls_trust, TlsTrust::Unset) {
+            return Err(NO_TRUST.into());
+        }
         Ok(())
     }
 
@@ -282,5 +297,11 @@ mod tests {
         let mut c = ok;
         c.rate = Some(1e-9);
         assert!(c.validate().is_err());
+
+        let mut c = Config::new(Target::parse("https://127.0.0.1:1/").expect("target"));
+        let e = c.validate().expect_err("no trust chosen");
+        assert!(e.contains("--cacert") && e.contains("--insecure"), "{e}");
+        c.tls_trust = TlsTrust::Insecure;
+        assert!(c.validate().is_ok());
     }
 }

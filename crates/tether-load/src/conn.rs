@@ -6,6 +6,9 @@
 //! oldest request's timeout). Nothing is allocated per request: requests are slices of
 //! pre-built bytes, responses are parsed in place in the slot's read buffer, and the
 //! requests in flight sit in a queue sized to the pipeline depth.
+//!
+//! Over https the same loop runs on a TLS stream (`stream`); a new connection's handshake
+//! is part of opening it.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -17,7 +20,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 
-use tokio::io::{AsyncRead, AsyncWriteExt, Interest, ReadBuf};
+use tokio::io::ReadBuf;
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
@@ -26,7 +29,9 @@ use crate::request::RequestBytes;
 use crate::response::{Done, Reader, Step};
 use crate::schedule::Schedule;
 use crate::stats::{nanos, Closed, ErrorKind, Live, Stats};
+use crate::stream::Stream;
 use crate::timer::Timer;
+use crate::tls::TlsClient;
 
 /// Initial read buffer per connection slot.
 const READ_BUF: usize = 4096;
@@ -48,6 +53,8 @@ pub(crate) struct Shared {
     pub end: Instant,
     /// Requests per connection before the client closes it (`None`: no limit).
     pub per_conn: Option<u64>,
+    /// https: the client configuration and session store every connection shares.
+    pub tls: Option<TlsClient>,
 }
 
 /// A request written and waiting for its response.
@@ -79,7 +86,7 @@ pub(crate) struct Conn {
     shared: Arc<Shared>,
     stats: Rc<RefCell<Stats>>,
     live: Arc<Live>,
-    stream: Option<TcpStream>,
+    stream: Option<Stream>,
     reader: Reader,
     buf: Vec<u8>,
     start: usize,
@@ -266,28 +273,74 @@ impl Conn {
         Ok(())
     }
 
-    /// Opens a connection; `Ok(Err(kind))` when it failed, `Err(End)` at the run's end.
+    /// Opens a connection (over https with its handshake, within the same timeout);
+    /// `Ok(Err(kind))` when it failed, `Err(End)` at the run's end.
     async fn connect(&mut self, now: Instant) -> Result<Result<(), ErrorKind>, Stop> {
         let deadline = self.shared.end.min(now + self.shared.config.timeout);
         let began = Instant::now();
         let attempt = TcpStream::connect(self.shared.config.target.addr);
-        match tokio::time::timeout_at(deadline.into(), attempt).await {
-            Ok(Ok(stream)) => {
-                let took = began.elapsed();
-                let _ = stream.set_nodelay(true);
-                self.stream = Some(stream);
-                let mut stats = self.stats.borrow_mut();
-                stats.conns.opened += 1;
-                stats.connect.saturating_record(nanos(took));
+        let tcp = match tokio::time::timeout_at(deadline.into(), attempt).await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                return Ok(Err(ErrorKind::ConnectRefused))
+            }
+            Ok(Err(_)) => return Ok(Err(ErrorKind::ConnectOther)),
+            Err(_) if Instant::now() >= self.shared.end => return Err(Stop::End),
+            Err(_) => return Ok(Err(ErrorKind::ConnectTimeout)),
+        };
+        let connected = Instant::now();
+        let _ = tcp.set_nodelay(true);
+        {
+            let mut stats = self.stats.borrow_mut();
+            stats.conns.opened += 1;
+            stats.connect.saturating_record(nanos(connected - began));
+        }
+        let Some(client) = &self.shared.tls else {
+            self.stream = Some(Stream::Tcp(tcp));
+            return Ok(Ok(()));
+        };
+        let mut tls = match client.start(tcp) {
+            Ok(tls) => Box::new(tls),
+            Err(e) => return Ok(Err(self.handshake_failed(&e, Closed::ByClient))),
+        };
+        let handshake = poll_fn(|cx| tls.poll_handshake(cx));
+        match tokio::time::timeout_at(deadline.into(), handshake).await {
+            Ok(Ok(())) => {
+                if let Some(t) = &mut self.stats.borrow_mut().tls {
+                    t.handshake(tls.resumed(), connected.elapsed());
+                }
+                self.stream = Some(Stream::Tls(tls));
                 Ok(Ok(()))
             }
-            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                Ok(Err(ErrorKind::ConnectRefused))
+            // A TLS error (the certificate refused, or the server's alert) is the client's
+            // close; an end of stream or a reset, the server's.
+            Ok(Err(e)) => Ok(Err(self.handshake_failed(&e, close_kind(&e)))),
+            Err(_) if Instant::now() >= self.shared.end => {
+                self.stats.borrow_mut().closed(Closed::ByClient, 0);
+                Err(Stop::End)
             }
-            Ok(Err(_)) => Ok(Err(ErrorKind::ConnectOther)),
-            Err(_) if Instant::now() >= self.shared.end => Err(Stop::End),
-            Err(_) => Ok(Err(ErrorKind::ConnectTimeout)),
+            // Counted as a failed handshake, but the request's class is the connect timeout
+            // (the connection was not ready within it).
+            Err(_) => {
+                let e = io::Error::new(io::ErrorKind::TimedOut, "no handshake within the timeout");
+                self.handshake_failed(&e, Closed::ByClient);
+                Ok(Err(ErrorKind::ConnectTimeout))
+            }
         }
+    }
+
+    /// Counts a handshake that failed (keeping the reason of the run's first) and the close
+    /// of its connection; returns the class of the request it fails.
+    fn handshake_failed(&mut self, e: &io::Error, how: Closed) -> ErrorKind {
+        let mut stats = self.stats.borrow_mut();
+        stats.closed(how, 0);
+        if let Some(t) = &mut stats.tls {
+            t.failure(|| match e.kind() {
+                io::ErrorKind::UnexpectedEof => "the server closed the connection".into(),
+                _ => e.to_string(),
+            });
+        }
+        ErrorKind::TlsHandshake
     }
 
     /// A connection could not be opened: the requests waiting to be resent fail, or else the
@@ -322,10 +375,11 @@ impl Conn {
                 Err(e) => return Ok(Err(e)),
             }
         }
-        if off == bytes.len() {
+        if off == bytes.len() && !stream.holds_unsent() {
             return Ok(Ok(()));
         }
-        // The socket buffer is full: wait, but not past the timeout or the end.
+        // The socket buffer is full (or TLS records wait for it): wait, but not past the
+        // timeout or the end.
         let end = self.shared.end;
         let deadline = end.min(Instant::now() + self.shared.config.timeout);
         match tokio::time::timeout_at(deadline.into(), stream.write_all(&bytes[off..])).await {
@@ -355,7 +409,7 @@ impl Conn {
         poll_fn(|cx| {
             if let Some(stream) = stream.as_mut() {
                 let mut rb = ReadBuf::new(space);
-                if let Poll::Ready(r) = Pin::new(stream).poll_read(cx, &mut rb) {
+                if let Poll::Ready(r) = stream.poll_read(cx, &mut rb) {
                     return Poll::Ready(Event::Read(r.map(|()| rb.filled().len())));
                 }
             }
@@ -408,9 +462,7 @@ impl Conn {
             // A short read drained the socket: forget the readiness without another read
             // that would only return EAGAIN.
             if let Some(s) = &self.stream {
-                let _ = s.try_io(Interest::READABLE, || {
-                    Err::<(), _>(io::ErrorKind::WouldBlock.into())
-                });
+                s.drained();
             }
         }
         while self.start < self.end {
@@ -530,7 +582,10 @@ impl Conn {
 
     /// Forgets the current connection (if any) and counts how it ended.
     fn close(&mut self, how: Closed) {
-        if self.stream.take().is_some() {
+        if let Some(stream) = self.stream.take() {
+            if how == Closed::ByClient {
+                stream.close();
+            }
             self.stats.borrow_mut().closed(how, self.served);
         }
         self.served = 0;
@@ -547,7 +602,9 @@ impl Conn {
 fn close_kind(e: &io::Error) -> Closed {
     match e.kind() {
         io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => Closed::ResetByServer,
-        io::ErrorKind::BrokenPipe => Closed::ByServerSilently,
+        io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof => Closed::ByServerSilently,
+        // A TLS error on an open connection: the client drops it.
+        io::ErrorKind::InvalidData => Closed::ByClient,
         _ => Closed::ResetByServer,
     }
 }

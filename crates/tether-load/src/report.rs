@@ -8,7 +8,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::config::{Config, ConnMode};
-use crate::stats::{ErrorKind, Stats};
+use crate::stats::{ErrorKind, Stats, TlsStats};
 
 /// Client lag (90th percentile) above which the report warns that the client fell behind.
 const LAG_WARN: Duration = Duration::from_millis(5);
@@ -43,7 +43,8 @@ pub struct Report {
     /// Latency of measured responses, µs: closed loop from when the request was written
     /// (or its connection began to open), constant rate from when it was due.
     pub latency_us: Summary,
-    /// Time to open a connection, µs (every connection of the run).
+    /// Time to open a connection, µs (every connection of the run): the TCP connect; over
+    /// https the handshake that follows is timed in `tls`.
     pub connect_us: Summary,
     /// Failed requests by class.
     pub errors: Errors,
@@ -59,6 +60,9 @@ pub struct Report {
     /// Constant rate: how late the client itself sent requests, µs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_lag_us: Option<Summary>,
+    /// https: the TLS handshakes (absent over plain http).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Handshakes>,
     /// Things the reader should know before trusting the figures.
     pub warnings: Vec<String>,
 }
@@ -114,15 +118,49 @@ impl Summary {
     }
 }
 
+/// The TLS handshakes of an https run: every connection's (warm-up included), each timed
+/// from the TCP connection being open to the handshake being complete.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Handshakes {
+    /// Whether new connections could resume an earlier session (`--tls-resume`).
+    pub resumption: bool,
+    /// Handshakes that made a new session.
+    pub handshakes_full: u64,
+    /// Handshakes that resumed a session.
+    pub handshakes_resumed: u64,
+    /// Handshakes that failed or timed out.
+    pub handshakes_failed: u64,
+    /// Time of the full handshakes, µs.
+    pub handshake_full_us: Summary,
+    /// Time of the resumed handshakes, µs.
+    pub handshake_resumed_us: Summary,
+}
+
+impl Handshakes {
+    fn of(config: &Config, t: &TlsStats) -> Handshakes {
+        Handshakes {
+            resumption: config.tls_resume,
+            handshakes_full: t.full.len(),
+            handshakes_resumed: t.resumed.len(),
+            handshakes_failed: t.failed,
+            handshake_full_us: Summary::of(&t.full),
+            handshake_resumed_us: Summary::of(&t.resumed),
+        }
+    }
+}
+
 /// Failed requests, one count per class (see [`ErrorKind`]).
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct Errors {
     /// Connection refused.
     pub connect_refused: u64,
-    /// Connection not opened within the timeout.
+    /// Connection (over https: with its TLS handshake) not opened within the timeout.
     pub connect_timeout: u64,
     /// Connection failed to open otherwise.
     pub connect_other: u64,
+    /// https only (absent over http): the TLS handshake failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_handshake: Option<u64>,
     /// Reset or closed by the server before any byte of the response.
     pub reset_before_response: u64,
     /// Connection ended inside a response.
@@ -142,12 +180,13 @@ pub struct Errors {
 }
 
 impl Errors {
-    fn of(counts: &[u64; crate::stats::ERROR_KINDS]) -> Errors {
+    fn of(counts: &[u64; crate::stats::ERROR_KINDS], tls: bool) -> Errors {
         let c = |k: ErrorKind| counts[k as usize];
         Errors {
             connect_refused: c(ErrorKind::ConnectRefused),
             connect_timeout: c(ErrorKind::ConnectTimeout),
             connect_other: c(ErrorKind::ConnectOther),
+            tls_handshake: tls.then(|| c(ErrorKind::TlsHandshake)),
             reset_before_response: c(ErrorKind::ResetBeforeResponse),
             eof_mid_response: c(ErrorKind::EofMidResponse),
             protocol: c(ErrorKind::Protocol),
@@ -165,6 +204,7 @@ impl Errors {
             ("connect refused", self.connect_refused),
             ("connect timeout", self.connect_timeout),
             ("connect failed", self.connect_other),
+            ("TLS handshake failed", self.tls_handshake.unwrap_or(0)),
             ("reset before response", self.reset_before_response),
             ("EOF mid-response", self.eof_mid_response),
             ("protocol error", self.protocol),
@@ -267,7 +307,7 @@ impl Report {
             },
             latency_us: Summary::of(&stats.latency),
             connect_us: Summary::of(&stats.connect),
-            errors: Errors::of(&stats.errors),
+            errors: Errors::of(&stats.errors, stats.tls.is_some()),
             connections: Connections {
                 opened: c.opened,
                 closed_by_server: c.closed_announced + c.closed_silently,
@@ -292,9 +332,19 @@ impl Report {
             latency_distribution_us: distribution,
             target_rate: config.rate,
             client_lag_us,
+            tls: stats.tls.as_ref().map(|t| Handshakes::of(config, t)),
             warnings: Vec::new(),
         };
         report.warnings = warnings(&report);
+        if let Some(t) = &stats.tls {
+            if let Some(why) = &t.first_error {
+                report.warnings.push(format!(
+                    "{} TLS handshake{} failed; the first: {why}",
+                    thousands(t.failed),
+                    if t.failed == 1 { "" } else { "s" }
+                ));
+            }
+        }
         report
     }
 
@@ -449,6 +499,14 @@ impl fmt::Display for Report {
         };
         row("latency", &self.latency_us)?;
         row("connect", &self.connect_us)?;
+        if let Some(t) = &self.tls {
+            if t.handshakes_full > 0 {
+                row("full hs", &t.handshake_full_us)?;
+            }
+            if t.handshakes_resumed > 0 {
+                row("resumed hs", &t.handshake_resumed_us)?;
+            }
+        }
         if let Some(lag) = &self.client_lag_us {
             row("client lag", lag)?;
         }
@@ -486,6 +544,16 @@ impl fmt::Display for Report {
             c.idle_closed,
             c.stale_retries
         )?;
+        if let Some(t) = &self.tls {
+            writeln!(
+                f,
+                "  tls: {} full handshakes (hs), {} resumed, {} failed; resumption {}; hs times from TCP connected to handshake done",
+                thousands(t.handshakes_full),
+                thousands(t.handshakes_resumed),
+                thousands(t.handshakes_failed),
+                if t.resumption { "on" } else { "off" }
+            )?;
+        }
         let codes: Vec<String> = self
             .status_codes
             .iter()

@@ -17,6 +17,7 @@ use crate::report::Report;
 use crate::request::RequestBytes;
 use crate::stats::{Live, Stats};
 use crate::timer::Timer;
+use crate::tls::TlsClient;
 
 /// How often the progress callback is called.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -59,6 +60,9 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&Progress)) -> io::Result<R
             )));
         }
     }
+    // One client configuration for the run: over https every connection resumes from its
+    // session store (when resumption is on), whichever thread opened the earlier one.
+    let tls = TlsClient::new(config)?;
     let start = Instant::now();
     let measure_from = start + config.warmup;
     let shared = Arc::new(Shared {
@@ -68,6 +72,7 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&Progress)) -> io::Result<R
         end: measure_from + config.bounds.duration,
         per_conn: per_conn_limit(config.mode),
         config: config.clone(),
+        tls,
     });
 
     let lives: Vec<Arc<Live>> = (0..threads).map(|_| Arc::new(Live::default())).collect();
@@ -147,7 +152,7 @@ fn run_thread(
         .enable_all()
         .build()?;
     let local = tokio::task::LocalSet::new();
-    let stats = Rc::new(RefCell::new(Stats::default()));
+    let stats = Rc::new(RefCell::new(Stats::new(shared.tls.is_some())));
     let last = local.block_on(&rt, async {
         let timer = Timer::new()?;
         tokio::task::spawn_local(timer.clone().drive());

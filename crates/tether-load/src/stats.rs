@@ -14,10 +14,13 @@ const HIGHEST_NS: u64 = 3_600_000_000_000;
 pub enum ErrorKind {
     /// The server refused the connection (nothing listening).
     ConnectRefused,
-    /// The connection did not open within the timeout.
+    /// The connection (over https with its TLS handshake) did not open within the timeout.
     ConnectTimeout,
     /// Opening the connection failed otherwise (for example no local port left).
     ConnectOther,
+    /// https: the TLS handshake failed (the server's certificate refused, a TLS error, or
+    /// the server closing during it).
+    TlsHandshake,
     /// The server reset or closed the connection before any byte of the response (and it
     /// was not the race of an idle close, which is retried).
     ResetBeforeResponse,
@@ -39,7 +42,7 @@ pub enum ErrorKind {
 }
 
 /// Number of [`ErrorKind`]s.
-pub const ERROR_KINDS: usize = 11;
+pub const ERROR_KINDS: usize = 12;
 
 impl ErrorKind {
     /// Every class, in report order.
@@ -47,6 +50,7 @@ impl ErrorKind {
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectTimeout,
         ErrorKind::ConnectOther,
+        ErrorKind::TlsHandshake,
         ErrorKind::ResetBeforeResponse,
         ErrorKind::EofMidResponse,
         ErrorKind::Protocol,
@@ -63,6 +67,7 @@ impl ErrorKind {
             ErrorKind::ConnectRefused => "connect_refused",
             ErrorKind::ConnectTimeout => "connect_timeout",
             ErrorKind::ConnectOther => "connect_other",
+            ErrorKind::TlsHandshake => "tls_handshake",
             ErrorKind::ResetBeforeResponse => "reset_before_response",
             ErrorKind::EofMidResponse => "eof_mid_response",
             ErrorKind::Protocol => "protocol",
@@ -145,6 +150,63 @@ pub struct Stats {
     pub statuses: Vec<u64>,
     /// Connection accounting over the whole run (warm-up included).
     pub conns: ConnCounts,
+    /// https: the handshakes (`None` over plain http, which keeps no histograms for them).
+    pub tls: Option<TlsStats>,
+}
+
+/// The TLS handshakes of a run (warm-up included), timed from the TCP connection being
+/// open to the handshake being complete.
+#[derive(Clone, Debug)]
+pub struct TlsStats {
+    /// Full handshakes (a new session), nanoseconds.
+    pub full: Histogram<u64>,
+    /// Handshakes that resumed a session, nanoseconds.
+    pub resumed: Histogram<u64>,
+    /// Handshakes that failed or timed out.
+    pub failed: u64,
+    /// Why the first failed handshake failed.
+    pub first_error: Option<String>,
+}
+
+impl Default for TlsStats {
+    fn default() -> Self {
+        TlsStats {
+            full: histogram(),
+            resumed: histogram(),
+            failed: 0,
+            first_error: None,
+        }
+    }
+}
+
+impl TlsStats {
+    /// Records a completed handshake that took `took`.
+    pub fn handshake(&mut self, resumed: bool, took: Duration) {
+        let h = if resumed {
+            &mut self.resumed
+        } else {
+            &mut self.full
+        };
+        h.saturating_record(nanos(took));
+    }
+
+    /// Records a failed handshake; `why` is asked for only for the first.
+    pub fn failure(&mut self, why: impl FnOnce() -> String) {
+        self.failed += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(why());
+        }
+    }
+
+    fn merge(&mut self, other: &TlsStats) {
+        // The histograms have the same bounds, so adding cannot fail.
+        let _ = self.full.add(&other.full);
+        let _ = self.resumed.add(&other.resumed);
+        self.failed += other.failed;
+        if self.first_error.is_none() {
+            self.first_error.clone_from(&other.first_error);
+        }
+    }
 }
 
 fn histogram() -> Histogram<u64> {
@@ -165,6 +227,7 @@ impl Default for Stats {
                 per_conn_min: u64::MAX,
                 ..ConnCounts::default()
             },
+            tls: None,
         }
     }
 }
@@ -176,6 +239,14 @@ pub fn nanos(d: Duration) -> u64 {
 }
 
 impl Stats {
+    /// Empty figures for a run, with room for handshakes when it is over TLS.
+    pub fn new(tls: bool) -> Stats {
+        Stats {
+            tls: tls.then(TlsStats::default),
+            ..Stats::default()
+        }
+    }
+
     /// Records a failed request.
     #[inline]
     pub fn error(&mut self, kind: ErrorKind) {
@@ -243,6 +314,11 @@ impl Stats {
         c.per_conn_min = c.per_conn_min.min(o.per_conn_min);
         c.per_conn_max = c.per_conn_max.max(o.per_conn_max);
         c.per_conn_sum += o.per_conn_sum;
+        match (&mut self.tls, &other.tls) {
+            (Some(a), Some(b)) => a.merge(b),
+            (None, Some(b)) => self.tls = Some(b.clone()),
+            (_, None) => {}
+        }
     }
 }
 
@@ -289,5 +365,21 @@ mod tests {
         assert_eq!(a.statuses[404], 1);
         assert_eq!((a.conns.per_conn_min, a.conns.per_conn_max), (0, 2));
         assert_eq!(a.conns.closed_by_client + a.conns.reset_by_server, 2);
+        assert!(a.tls.is_none(), "plain runs keep no handshake figures");
+
+        let mut t = Stats::new(true);
+        let mut u = Stats::new(true);
+        let tls = t.tls.as_mut().expect("over TLS");
+        tls.handshake(false, Duration::from_micros(900));
+        tls.failure(|| "first".into());
+        let tls = u.tls.as_mut().expect("over TLS");
+        tls.handshake(true, Duration::from_micros(300));
+        tls.failure(|| "second".into());
+        let mut all = Stats::default();
+        all.merge(&t);
+        all.merge(&u);
+        let tls = all.tls.expect("merged");
+        assert_eq!((tls.full.len(), tls.resumed.len(), tls.failed), (1, 1, 2));
+        assert_eq!(tls.first_error.as_deref(), Some("first"));
     }
 }

@@ -1,4 +1,5 @@
-//! The URL under load: `http://host[:port][/path][?query]`, resolved once to a socket address.
+//! The URL under load: `http[s]://host[:port][/path][?query]`, resolved once to a socket
+//! address.
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -12,16 +13,26 @@ pub struct Target {
     pub host: String,
     /// The request target in origin form: the path and query, `/` when the URL has none.
     pub path: String,
+    /// `https`: TLS over every connection.
+    pub tls: bool,
+    /// The host without port or brackets: over https, the TLS server name (sent as SNI
+    /// unless it is an IP address) that the certificate must match.
+    pub server_name: String,
 }
 
 impl Target {
-    /// Parses and resolves an `http://` URL. `https` is refused: the tool measures HTTP/1.1
-    /// connection handling, not TLS.
+    /// Parses and resolves an `http://` or `https://` URL (`http` when the scheme is left
+    /// out).
     pub fn parse(url: &str) -> Result<Target, String> {
-        let rest = match url.split_once("://") {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
-            Some((scheme, _)) => return Err(format!("unsupported scheme {scheme:?}: only http")),
-            None => url,
+        let (rest, tls) = match url.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (rest, false),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => (rest, true),
+            Some((scheme, _)) => {
+                return Err(format!(
+                    "unsupported scheme {scheme:?}: only http and https"
+                ))
+            }
+            None => (url, false),
         };
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_owned()),
@@ -41,7 +52,10 @@ impl Target {
         if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return Err(format!("{url}: the path has spaces or control characters"));
         }
-        let (host, port) = split_port(authority)?;
+        let (host, port) = split_port(authority, if tls { 443 } else { 80 })?;
+        if tls {
+            crate::tls::server_name(host).map_err(|e| format!("{url}: {e}"))?;
+        }
         let addr = (host, port)
             .to_socket_addrs()
             .map_err(|e| format!("cannot resolve {host}: {e}"))?
@@ -51,13 +65,15 @@ impl Target {
             addr,
             host: authority.to_owned(),
             path,
+            tls,
+            server_name: host.to_owned(),
         })
     }
 }
 
 /// Splits `host:port`, `[v6]:port`, `host` or `[v6]` into the host (without brackets) and the
-/// port (80 when absent).
-fn split_port(authority: &str) -> Result<(&str, u16), String> {
+/// port (`default` when absent).
+fn split_port(authority: &str, default: u16) -> Result<(&str, u16), String> {
     let (host, port) = if let Some(inner) = authority.strip_prefix('[') {
         let (host, after) = inner
             .split_once(']')
@@ -79,7 +95,7 @@ fn split_port(authority: &str) -> Result<(&str, u16), String> {
         return Err(format!("{authority}: no host"));
     }
     let port = match port {
-        None => 80,
+        None => default,
         Some(p) => p
             .parse::<u16>()
             .map_err(|_| format!("{authority}: bad port {p:?}"))?,
@@ -89,7 +105,8 @@ fn split_port(authority: &str) -> Result<(&str, u16), String> {
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}{}", self.host, self.path)
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}{}", self.host, self.path)
     }
 }
 
@@ -112,12 +129,22 @@ mod tests {
         assert_eq!(t.addr, "[::1]:81".parse().expect("addr"));
         assert_eq!(t.path, "/a");
         assert_eq!(t.to_string(), "http://[::1]:81/a");
+        assert!(!t.tls);
+        assert_eq!(t.server_name, "::1");
+
+        let t = Target::parse("HTTPS://127.0.0.1/x").expect("https");
+        assert!(t.tls);
+        assert_eq!(t.addr.port(), 443);
+        assert_eq!(t.server_name, "127.0.0.1");
+        assert_eq!(t.to_string(), "https://127.0.0.1/x");
+        let t = Target::parse("https://[::1]:8443").expect("https v6");
+        assert_eq!((t.addr.port(), t.server_name.as_str()), (8443, "::1"));
     }
 
     #[test]
     fn refusals() {
         for bad in [
-            "https://127.0.0.1/",
+            "ftp://127.0.0.1/",
             "http:///x",
             "http://127.0.0.1:99999/",
             "http://127.0.0.1:x/",

@@ -328,3 +328,18 @@ fn a_parked_tls_connection_is_drained_with_close_notify() {
     let stopped = shutdown.join().unwrap();
     assert_eq!(stopped.drain.connections_cut, 0);
 }
+
+#[test]
+fn large_request_bodies_cross_many_tls_records() {
+    let cert = TestCert::localhost();
+    let srv = start(builder().tls_certificate(cert.tether()));
+    let mut c = Client::connect_tls(srv.local_addr(), client_config(&cert));
+    for len in [17_000, 30_000, 50_000, 400_000] {
+        let body: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let r = c
+            .exchange("POST", "/echo", &[], Some(&body))
+            .unwrap_or_else(|e| panic!("{len} bytes: {e}"));
+        assert_eq!(r.status, 200, "{len} bytes");
+        assert!(r.body == body, "{len} bytes came back different");
+    }
+}
