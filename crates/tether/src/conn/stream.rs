@@ -108,7 +108,7 @@ impl Transport for Stream {
 pub(crate) struct ParkedStream {
     pub socket: std::net::TcpStream,
     #[cfg(feature = "tls")]
-    tls: Option<Box<rustls::ServerConnection>>,
+    tls: Option<Box<rustls::server::UnbufferedServerConnection>>,
 }
 
 impl ParkedStream {
