@@ -85,6 +85,8 @@ struct Io {
     taken: usize,
     peer_closed: bool,
     notified: bool,
+    /// The last read of the socket took less than it could: the socket was empty then.
+    drained: bool,
     /// Set at a protocol error: rustls then only gives out the alert it queued, and no
     /// input is processed again.
     failed: bool,
@@ -297,10 +299,12 @@ impl Io {
             inc.copy_within(self.start..self.end, 0);
             (self.start, self.end) = (0, self.end - self.start);
         }
+        let room = inc.len() - self.end;
         match Transport::try_read(tcp, &mut inc[self.end..]) {
             Ok(0) => Ok(false),
             Ok(n) => {
                 self.end += n;
+                self.drained = n < room;
                 Ok(true)
             }
             Err(e) => {
@@ -362,6 +366,7 @@ impl TlsStream {
                 taken: 0,
                 peer_closed: false,
                 notified: false,
+                drained: false,
                 failed: false,
             }),
         }
@@ -534,16 +539,27 @@ impl Transport for TlsStream {
             if io.filled > io.sent {
                 io.send(&self.tcp)?;
             }
-            // No `clear_read_ready` (see below): a socket read that would block clears it.
             if !io.receive(&self.tcp)? {
                 return Ok(0);
             }
         }
     }
 
-    // No `clear_read_ready`: a short read of plaintext does not mean the socket is empty
-    // (a read returns once a whole record is decrypted, and the next may be in the socket
-    // already), so the readiness is cleared only by a socket read that would block.
+    /// A short read of plaintext does not mean the socket is empty (a read returns once a
+    /// whole record is decrypted, and the next may be in the socket already): the
+    /// readiness is forgotten only when the last socket read was short too and no whole
+    /// record or plaintext is held, so that the next wait learns of new input from the
+    /// reactor and the idle wait spends no read that would block.
+    fn clear_read_ready(&self) {
+        let io = self.io.borrow();
+        let record = io
+            .inc
+            .as_ref()
+            .is_some_and(|b| has_record(&b[io.start..io.end]));
+        if io.drained && io.held_plain() == 0 && !record && !io.peer_closed {
+            Transport::clear_read_ready(&self.tcp);
+        }
+    }
 
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         {
