@@ -523,7 +523,15 @@ impl Transport for TlsStream {
                 return Ok(0);
             }
             match io.run(Want::Read(buf)) {
-                Ok((_, n)) if n > 0 => return Ok(n),
+                Ok((_, n)) if n > 0 => {
+                    // Every record read: the buffer goes back to the pool now, not when
+                    // the next read finds the socket empty (an idle connection may wait
+                    // for readiness without reading).
+                    if io.start == io.end {
+                        io.release_input();
+                    }
+                    return Ok(n);
+                }
                 Ok((Stop::Closed, _)) => return Ok(0),
                 Ok(_) => {}
                 Err(e) => {
