@@ -431,16 +431,20 @@ impl TlsStream {
             if io.peer_closed {
                 return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
             }
+            // The client's next flight is read once the reactor reports it, and the
+            // readiness is forgotten after a read that emptied the socket: no read that
+            // would block (a new socket, or the wait for the client's Finished).
+            match self.tcp.poll_read_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
             match io.receive(&self.tcp) {
+                Ok(true) if io.drained => Transport::clear_read_ready(&self.tcp),
                 Ok(true) => {}
                 Ok(false) => return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    match self.tcp.poll_read_ready(cx) {
-                        Poll::Ready(Ok(())) => {}
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
+                // Stale readiness, cleared by the read itself: wait again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
