@@ -4,13 +4,14 @@
 usage: report.py RESULTS_DIR [--doc BENCHMARKS.md]
 
 Reads what the bench scripts wrote into RESULTS_DIR (meta.txt, peers.tsv, callgrind.tsv,
-heap.tsv, alloc.tsv, idle.tsv; any of them may be missing) and writes RESULTS_DIR/results.md,
+heap.tsv, alloc.tsv, idle.tsv; any of them may be missing; or files.tsv; or tls.tsv and tls-*) and writes RESULTS_DIR/results.md,
 every round in detail. With --doc it also rewrites, in that file, each section between
 `<!-- bench:NAME begin -->` and `<!-- bench:NAME end -->` (NAME: run, peers, floor, callgrind,
 alloc, idle, targets) and leaves everything else as it is. A marker pair missing from the
 file is an error: nothing is written then. The results of bench/axum.sh (the servers axum
 and tether-axum only) fill one section instead, NAME axum; those of bench/files.sh (files.tsv
-and none of the others) one section, NAME files.
+and none of the others) one section, NAME files; those of bench/tls.sh (tls.tsv and the other
+tls-* files) one section, NAME tls.
 """
 import csv
 import os
@@ -661,6 +662,392 @@ def files_details(f, meta):
     return out
 
 
+# ---------------------------------------------------------------------------- tls
+
+# load, label (tls.tsv from bench/tls.sh: a keep-alive, b full handshakes, c resumed)
+TLS_LOADS = [("a", "keep-alive, 100 connections"), ("b", "full handshakes"),
+             ("c", "resumed handshakes")]
+TLS_PEERS = ["nginx", "hyper-tls"]
+SATURATED = 95  # CPU % of one core at or above which a side is taken as saturated
+
+
+def saturated(t, s, load):
+    """which side of a load was at its core's limit: server, client, both or neither"""
+    srv, cli = t.med(s, load + "_srv_cpu_pct"), t.med(s, load + "_load_cpu_pct")
+    if srv is None or cli is None:
+        return "n/a"
+    sides = [n for n, v in (("server", srv), ("client", cli)) if v >= SATURATED]
+    return " and ".join(sides) if sides else "neither"
+
+
+def negotiated(res):
+    """what openssl s_client and each server agreed on (tls-negotiated.tsv), as a clause"""
+    rows = read_tsv(os.path.join(res, "tls-negotiated.tsv"))
+    if not rows:
+        return ""
+    kinds = {}
+    for r in rows:
+        what = "%s, %s, %s, ALPN %s" % (r["protocol"] or "?", r["cipher"] or "?",
+                                         r["key_exchange"] or "?", r["alpn"] or "none")
+        kinds.setdefault(what, []).append(r["server"])
+    if len(kinds) == 1:
+        text = "; every server negotiated %s with `openssl s_client`" % next(iter(kinds))
+    else:
+        text = "; negotiated with `openssl s_client`: " + "; ".join(
+            "%s: %s" % (", ".join(s), w) for w, s in kinds.items())
+    without = [r["server"] for r in rows if r.get("close_notify") == "no"]
+    if without:
+        text += (" (%s closed a connection whose request said `Connection: close` without "
+                 "TLS close_notify: OpenSSL reads an unexpected EOF there and drops the "
+                 "session, so that `openssl s_time -reuse` cannot resume with it)"
+                 % ", ".join(without))
+    return text
+
+
+def tls_section(t, meta, idle, heap, alloc, sites, cg, compare, res):
+    """bench/tls.sh: tether over TLS beside nginx and hyper + tokio-rustls"""
+    out = ["Measured %s with `bench/tls.sh` at commit %s: `tether serve --workers 1 --tls-cert "
+           "--tls-key`, nginx (%s) and hyper + tokio-rustls (`bench/peers/hyper-tls`: %s), "
+           "each with one worker pinned to CPU 0 and the same certificate (%s), answering "
+           "`GET /plaintext` with the 13 bytes `Hello, World!`%s. hyper-tls uses rustls with "
+           "the ring provider, "
+           "as tether does, so the two run the same crypto code: what separates them is the "
+           "server around it. Clients on CPU 1: wrk -t1 -c100 for the keep-alive load, %s for "
+           "the handshake loads. Figures are medians over %s, each ratio the median of the "
+           "ratios taken within one round (range in brackets). A load during which other "
+           "work took more than %d%% of a core is left out, unless every round of it was "
+           "that noisy."
+           % (meta.get("date", "?"), meta.get("commit", "?"),
+              meta.get("version nginx", "?").split(", worker")[0],
+              meta.get("version hyper-tls", "?"),
+              meta.get("tls certificate", "?"), negotiated(res),
+              "`%s`" % meta.get("tls client", "?")
+              if meta.get("tls client", "").startswith("tether load") else
+              meta.get("tls client", "?"),
+              meta.get("tls rounds", "%d rounds" % len(t.rounds)).split(";")[0], NOISE_LIMIT),
+           ""]
+    has = lambda s: s in t.servers  # noqa: E731
+
+    def ratio_cell(key, other):
+        return f_range(*t.ratio("tether", other, key)) if has("tether") and has(other) else "n/a"
+
+    # targets
+    rows = []
+
+    def target(label, key, other, limit, higher, fmt):
+        med, lo, hi = t.ratio("tether", other, key) if has("tether") and has(other) else (
+            None, None, None)
+        a, b = t.med("tether", key), t.med(other, key)
+        cell = f_range(med, lo, hi)
+        if a is not None and b is not None:
+            cell += " — %s against %s" % (fmt(a), fmt(b))
+        met = "n/a" if med is None else (
+            "yes" if (med >= limit if higher else med <= limit) else "**no**")
+        rows.append([label, cell, met])
+
+    per_core = lambda v: "%s/s" % f_int(v)  # noqa: E731
+    s100k = lambda v: "%s s" % f_fix(v)  # noqa: E731
+    target("resumed handshakes per second per core ≥ nginx's", "c_units_per_cpu_s", "nginx",
+           1.0, True, per_core)
+    target("full handshakes per second per core ≥ 0.8 × nginx's", "b_units_per_cpu_s",
+           "nginx", 0.8, True, per_core)
+    target("keep-alive CPU per request ≤ nginx's", "a_cpu_s_per_100k", "nginx", 1.0, False,
+           s100k)
+    target("keep-alive CPU per request ≤ hyper-tls's", "a_cpu_s_per_100k", "hyper-tls", 1.0,
+           False, s100k)
+    if alloc:
+        a = alloc[0]
+        vals = [num(a.get("plaintext_per_request")), num(a.get("echo_per_request"))]
+        ok = all(v == 0 for v in vals) and a.get("test_status") == "0"
+        rows.append(["0 heap allocations per steady-state TLS request (counting allocator: "
+                     "plaintext, echo)", "%s, %s" % (a.get("plaintext_per_request") or "n/a",
+                                                    a.get("echo_per_request") or "n/a"),
+                     "yes" if ok else "**no**"])
+    rss = {r["server"]: num(r["bytes_per_conn"]) for r in idle}
+    if rss.get("tether") is not None:
+        others = [(s, rss[s]) for s in TLS_PEERS if rss.get(s) is not None]
+        rows.append(["RSS per idle TLS connection below nginx's and hyper-tls's",
+                     "tether %s B; %s" % (f_int(rss["tether"]), ", ".join(
+                         "%s %s B" % (s, f_int(v)) for s, v in others)),
+                     "yes" if others and all(rss["tether"] < v for _, v in others)
+                     else "**no**"])
+    out += ["Targets, tether's figure over the peer's (per core: handshakes per second of "
+            "server CPU, higher is better; CPU per request: lower is better):", ""]
+    out += table(["target", "tether ÷ peer — tether against peer", "met?"], rows,
+                 ["---", "---", "---"])
+    out.append("")
+
+    # handshakes
+    out += ["**Handshakes**: a new connection per request, one request each (`Connection: "
+            "close`), full (no resumption) and resumed (TLS 1.3 tickets). *per core* is "
+            "handshakes per second of server CPU (1 / the server's CPU per handshake, "
+            "accept to close, kernel included): the rate one core could sustain. *measured* "
+            "is the rate the run reached; *saturated* says which side was at %d%% of its "
+            "core or more (with 2 cores, usually the client: it verifies the signature, "
+            "the costlier half)." % SATURATED, ""]
+    head = ["server", "load", "per core", "÷ tether", "server CPU µs per handshake (user)",
+            "measured per second", "server / client CPU %", "saturated", "p50 / p99 (µs)",
+            "resumed"]
+    body = []
+    for load, label in TLS_LOADS[1:]:
+        for s in t.servers:
+            pc = t.med(s, load + "_units_per_cpu_s")
+            us, user = t.med(s, load + "_cpu_us_per_unit"), t.med(s, load + "_user_us_per_unit")
+            rt = ratio_cell(load + "_units_per_cpu_s", s) if s != "tether" else "1.00"
+            if s != "tether" and rt != "n/a":
+                # tether ÷ peer is given in the targets; here the peer over tether
+                med, lo, hi = t.ratio(s, "tether", load + "_units_per_cpu_s")
+                rt = f_range(med, lo, hi)
+            hs = t.med(s, load + "_handshakes")
+            rs = t.med(s, load + "_resumed")
+            body.append([s, label, f_int(pc), rt,
+                         "%s (%s)" % (f_fix(us, 1), f_fix(user, 1)) if us is not None else "n/a",
+                         f_int(t.med(s, load + "_rate")),
+                         "%s / %s" % (f_int(t.med(s, load + "_srv_cpu_pct")),
+                                      f_int(t.med(s, load + "_load_cpu_pct"))),
+                         saturated(t, s, load),
+                         "%s / %s" % (f_int(t.med(s, load + "_hs_p50_us")),
+                                      f_int(t.med(s, load + "_hs_p99_us"))),
+                         "%s%%" % f_int(100.0 * rs / hs) if hs else "n/a"])
+    out += table(head, body, ["---", "---"] + ["--:"] * 5 + ["---", "--:", "--:"])
+    out.append("")
+
+    # keep-alive
+    out += ["**Keep-alive**: `wrk -t1 -c100` over https for the round's duration, server "
+            "CPU seconds per 100,000 requests (user part in brackets):", ""]
+    body = []
+    for s in t.servers:
+        cpu, user = t.med(s, "a_cpu_s_per_100k"), t.med(s, "a_user_s_per_100k")
+        body.append([s, "%s (%s)" % (f_fix(cpu), f_fix(user)) if cpu is not None else "n/a",
+                     "1.00" if s == "tether" else f_range(*t.ratio(s, "tether",
+                                                                   "a_cpu_s_per_100k")),
+                     f_int(t.med(s, "a_rps")),
+                     "%s / %s" % (f_int(t.med(s, "a_srv_cpu_pct")),
+                                  f_int(t.med(s, "a_load_cpu_pct"))),
+                     saturated(t, s, "a"),
+                     f_int(t.med(s, "a_p99_us")), f_int(t.med(s, "resp_bytes"))])
+    out += table(["server", "CPU s per 100k requests (user)", "÷ tether", "requests/s",
+                  "server / client CPU %", "saturated", "p99 (µs)", "response bytes"], body,
+                 ["---"] + ["--:"] * 4 + ["---", "--:", "--:"])
+    out.append("")
+
+    # instructions
+    if cg:
+        by = {(r["server"], r["load"]): num(r["instructions"]) for r in cg}
+        cg_servers = []
+        for r in cg:
+            if r["server"] not in cg_servers:
+                cg_servers.append(r["server"])
+        out += ["**Instructions** (valgrind --tool=callgrind, the server alone, user space: "
+                "the kernel's share is not counted) per keep-alive request over one "
+                "connection (%s requests) and per connection of one request with a full or "
+                "a resumed handshake (%s connections, one at a time; Python's ssl as the "
+                "client), the difference of two runs so that start-up cancels out:"
+                % (f_int(num(next((r["measured"] for r in cg if r["load"] == "keepalive"),
+                                  None))),
+                   f_int(num(next((r["measured"] for r in cg if r["load"] == "full"),
+                                  None)))), ""]
+        body = []
+        for s in cg_servers:
+            row = [s]
+            for load in ("keepalive", "full", "resumed"):
+                v, tv = by.get((s, load)), by.get(("tether", load))
+                row += [f_int(v), f_ratio(v / tv) if v is not None and tv else "n/a"]
+            body.append(row)
+        out += table(["server", "keep-alive request", "÷ tether", "full handshake",
+                      "÷ tether", "resumed handshake", "÷ tether"], body)
+        out.append("")
+
+    # system calls
+    sc = read_tsv(os.path.join(res, "tls-syscalls.tsv"))
+    if sc:
+        agg = {}
+        order = []
+        for r in sc:
+            key = (r["server"], r["load"])
+            if r["server"] not in order:
+                order.append(r["server"])
+            a = agg.setdefault(key, {"all": [0, 0], "read": [0, 0], "write": [0, 0],
+                                     "epoll_wait": [0, 0], "units": num(r["units"]) or 1})
+            calls, errors = num(r["calls"]) or 0, num(r["errors"]) or 0
+            kind = ("read" if r["syscall"] in ("read", "recvfrom", "readv", "recvmsg") else
+                    "write" if r["syscall"] in ("write", "writev", "sendto", "sendmsg") else
+                    "epoll_wait" if r["syscall"] in ("epoll_wait", "epoll_pwait") else None)
+            for k in ("all", kind):
+                if k:
+                    a[k][0] += calls
+                    a[k][1] += errors
+
+        def cell(a, k):
+            if a is None:
+                return "n/a"
+            n = a["units"]
+            c, e = a[k][0] / n, a[k][1] / n
+            return "%.2f (%.2f)" % (c, e) if e >= 0.005 else "%.2f" % c
+
+        out += ["**System calls** of the server (`strace -c -f` attached to it; failed ones, "
+                "such as a read that finds nothing, `EAGAIN`, in brackets) per keep-alive "
+                "request over one TLS connection and per connection with a resumed handshake "
+                "and one request, one at a time (%s of each; Python's ssl as the client):"
+                % f_int(num(sc[0]["units"])), ""]
+        body = []
+        for srv in order:
+            k, r_ = agg.get((srv, "keepalive")), agg.get((srv, "resumed"))
+            body.append([srv, cell(k, "all"), cell(k, "read"), cell(k, "write"),
+                         cell(k, "epoll_wait"), cell(r_, "all"), cell(r_, "read")])
+        out += table(["server", "keep-alive: all", "reads", "writes", "epoll_wait",
+                      "resumed connection: all", "reads"], body)
+        out.append("")
+
+    # allocations
+    out += ["**Heap allocations** per keep-alive request over one TLS connection:", ""]
+    body = []
+    if alloc:
+        a = alloc[0]
+        body.append(["tether, counting allocator (`crates/tether/tests/alloc.rs`, "
+                     "`tls_keep_alive_allocations_per_request`; the rustls client's thread "
+                     "counted apart: %s per request)" % (a.get("plaintext_client_per_request")
+                                                         or "n/a"),
+                     "%s (plaintext), %s (echo)" % (a.get("plaintext_per_request") or "n/a",
+                                                    a.get("echo_per_request") or "n/a"), ""])
+    for r in heap:
+        body.append(["%s, valgrind memcheck (%s requests)" % (r["server"],
+                                                              f_int(num(r["requests"]))),
+                     r["allocs_per_request"], f_int(num(r["bytes_per_request"]))])
+    out += table(["server, method", "allocations per request", "bytes per request"], body,
+                 ["---", "--:", "--:"]) if body else ["No results."]
+    out.append("")
+    tsites = [r for r in sites if r.get("what") in ("GET /plaintext", "POST /echo")]
+    if tsites:
+        out += ["Where tether's allocations come from (the counting allocator's backtraces, "
+                "`TETHER_ALLOC_TRACE`, in `tls-alloc-trace.txt` of the run): inside rustls, "
+                "one per TLS record each way:", ""]
+        seen = set()
+        body = []
+        for r in tsites:
+            key = (r["rustls"], r["tether"])
+            if key in seen:
+                continue
+            seen.add(key)
+            body.append([r["bytes"], "`%s`" % r["rustls"], "`%s`" % r["source"],
+                         "`%s` ← `%s`" % (r.get("entry") or "?", r["tether"])])
+        out += table(["bytes", "rustls (innermost first)", "at",
+                      "rustls's entry ← tether's caller"], body,
+                     ["--:", "---", "---", "---"])
+        out.append("")
+
+    # idle
+    if idle:
+        out += ["**Memory per idle TLS connection** (`bench/idle_rss.py --tls`: %s "
+                "connections, each with its handshake done and one request answered, then "
+                "idle; RSS read 3 s after the last one opened; tether-nopark is tether with "
+                "`--park-after 0`, never parking):" % f_int(num(idle[0]["connections"])), ""]
+        tv = rss.get("tether")
+        body = [[r["server"], f_int(num(r["bytes_per_conn"])),
+                 f_ratio(num(r["bytes_per_conn"]) / tv) if tv and num(r["bytes_per_conn"])
+                 is not None else "n/a",
+                 "%s → %s" % (f_int(num(r["before_kib"])), f_int(num(r["after_kib"]))),
+                 r.get("parked") or "-"] for r in idle]
+        out += table(["server", "RSS growth per idle connection (bytes)", "÷ tether",
+                      "RSS before → after (KiB)", "parked (tether's /metrics)"], body)
+        out.append("")
+
+    # compare
+    if compare:
+        out += ["**`tether load --compare`** over https against tether (`%s`): keep-alive, "
+                "then a new connection per request resuming sessions, then without "
+                "resumption:" % meta.get("tls compare", "tether load --compare"),
+            "", "```"] + [l.rstrip() for l in compare.splitlines() if l.strip()] + ["```", ""]
+        cpu = os.path.join(res, "tls-compare.cpu")
+        if os.path.exists(cpu):
+            f = [num(x) for x in open(cpu).read().split()]
+            if len(f) == 5 and f[2]:
+                out += ["During it the server took %.0f%% of its core, the client %.0f%% of "
+                        "its own, other work %.0f%% of one core%s." % (
+                            100 * (f[0] + f[1]) / f[2], 100 * f[3] / f[2], 100 * f[4] / f[2],
+                            " (noisy: its figures are not to be quoted)"
+                            if 100 * f[4] / f[2] > NOISE_LIMIT else ""), ""]
+
+    # noise
+    others = [num(r[l + "_other_cpu_pct"]) for r in t.rows for l, _ in TLS_LOADS]
+    others = [o for o in others if o is not None]
+    if others:
+        out.append("Noise: other work took a median %.0f%% and at most %.0f%% of one core "
+                   "during a load." % (median(others), max(others)))
+    left_out = {}
+    for s in t.servers:
+        for load, _ in TLS_LOADS:
+            key = load + "_cpu_s_per_100k"
+            vals = t.all_values(s, key)
+            quiet = [k for k in vals if not t.noisy(s, key, k)]
+            if quiet:
+                for k in vals:
+                    if k not in quiet:
+                        left_out.setdefault((s, k), []).append(load)
+    if left_out:
+        out.append("Left out as noisy: " + "; ".join(
+            "%s round %s (%s)" % (s, rnd, ", ".join(loads))
+            for (s, rnd), loads in sorted(left_out.items(), key=lambda x: (x[0][1], x[0][0])))
+            + ".")
+    failed = []
+    for r in t.rows:
+        what = []
+        if num(r.get("a_errors")):
+            what.append("keep-alive %s errors" % r["a_errors"])
+        for l in "bc":
+            if num(r.get(l + "_failed")):
+                what.append("%s %s failed handshakes" % (l, r[l + "_failed"]))
+        failed += ["%s round %s: %s" % (r["server"], r["run"], w) for w in what]
+    if failed:
+        out.append("Failures: " + "; ".join(failed) + ".")
+    return out
+
+
+def tls_details(t, meta, res):
+    """every round of tls.tsv, and where the instructions go, for results.md"""
+    out = details_head("TLS", "tls rounds", meta)
+    for rnd in t.rounds:
+        rows = [r for r in t.rows if r["run"] == rnd]
+        out += ["## Round %s" % rnd, ""]
+        head = ["server", "a req/s", "a avg / p99 µs", "a s/100k (user)"]
+        for l in "bc":
+            head += ["%s handshakes (resumed)" % l, "%s per s" % l, "%s µs/hs (user)" % l,
+                     "%s p50 / p99 µs" % l]
+        body = []
+        for r in rows:
+            row = [r["server"], r["a_rps"], "%s / %s" % (r["a_mean_us"], r["a_p99_us"]),
+                   "%s (%s)" % (r["a_cpu_s_per_100k"], r["a_user_s_per_100k"])]
+            for l in "bc":
+                row += ["%s (%s)" % (r[l + "_handshakes"], r[l + "_resumed"]), r[l + "_rate"],
+                        "%s (%s)" % (r[l + "_cpu_us_per_unit"], r[l + "_user_us_per_unit"]),
+                        "%s / %s" % (r[l + "_hs_p50_us"], r[l + "_hs_p99_us"])]
+            body.append(row)
+        out += table(head, body)
+        out.append("")
+        head = ["server"] + ["%s CPU %% srv / load / other" % l for l, _ in TLS_LOADS] + [
+            "tether's own count (b, c)"]
+        body = [[r["server"]] + [" / ".join(r[l + k] or "n/a" for k in
+                                            ("_srv_cpu_pct", "_load_cpu_pct", "_other_cpu_pct"))
+                                 for l, _ in TLS_LOADS] +
+                ["%s; %s" % (r["b_server_counts"] or "-", r["c_server_counts"] or "-")]
+                for r in rows]
+        out += table(head, body)
+        out.append("")
+    for name in sorted(os.listdir(res)):
+        m = re.match(r"tls-callgrind-(.+)-(keepalive|full|resumed)\.tsv$", name)
+        if not m:
+            continue
+        rows = read_tsv(os.path.join(res, name))
+        unit = "request" if m.group(2) == "keepalive" else "connection"
+        out += ["## Instructions per %s, %s, %s" % (unit, m.group(1), m.group(2)), "",
+                "Functions by instructions of their own (callgrind, two runs subtracted):", ""]
+        out += table(["instructions", "share", "function"],
+                     [[r["instructions_per_unit"], r["share_pct"] + "%",
+                       "`%s`" % r["function"]] for r in rows[:20]], ["--:", "--:", "---"])
+        out.append("")
+    return out
+
+
 # ---------------------------------------------------------------------------- run
 
 def run_section(meta):
@@ -753,8 +1140,26 @@ def main():
     alloc = read_tsv(os.path.join(res, "alloc.tsv"))
     idle = read_tsv(os.path.join(res, "idle.tsv"))
     files = Peers(read_tsv(os.path.join(res, "files.tsv")))
+    tls_names = ["tls.tsv", "tls-idle.tsv", "tls-heap.tsv", "tls-alloc.tsv", "tls-callgrind.tsv",
+                 "tls-syscalls.tsv"]
+    tls = any(os.path.exists(os.path.join(res, n)) for n in tls_names)
     more = []
-    if files.rows and not (p.rows or cg or heap or alloc or idle):
+    if tls and not (p.rows or cg or heap or alloc or idle or files.rows):
+        # bench/tls.sh alone
+        t = Peers(read_tsv(os.path.join(res, "tls.tsv")))
+        compare = os.path.join(res, "tls-compare.txt")
+        compare = open(compare).read() if os.path.exists(compare) else ""
+        sites = [dict(zip(["what", "bytes", "rustls", "source", "tether", "entry"],
+                          line.split("\t")))
+                 for line in open(os.path.join(res, "tls-alloc-sites.tsv")).read().splitlines()
+                 ] if os.path.exists(os.path.join(res, "tls-alloc-sites.tsv")) else []
+        sections = {"tls": tls_section(
+            t, meta, read_tsv(os.path.join(res, "tls-idle.tsv")),
+            read_tsv(os.path.join(res, "tls-heap.tsv")),
+            read_tsv(os.path.join(res, "tls-alloc.tsv")), sites,
+            read_tsv(os.path.join(res, "tls-callgrind.tsv")), compare, res)}
+        more = tls_details(t, meta, res)
+    elif files.rows and not (p.rows or cg or heap or alloc or idle):
         # bench/files.sh alone
         sections = {"files": files_section(files, meta)}
         more = files_details(files, meta)
@@ -764,7 +1169,7 @@ def main():
         sections = full_sections(meta, p, cg, heap, alloc, idle)
     with open(os.path.join(res, "results.md"), "w") as f:
         lines = ["# Benchmark results", ""]
-        for name in SECTIONS + ["axum", "files"]:
+        for name in SECTIONS + ["axum", "files", "tls"]:
             if name in sections:
                 lines += ["## %s" % name, ""] + sections[name] + [""]
         lines += more or details(p, meta)
