@@ -48,3 +48,10 @@ pub fn require(what: &str, present: bool, install: &str) -> bool {
          (or set TETHER_SKIP_EXTERNAL=1 to skip tests that need external programs)"
     );
 }
+
+/// `program` found on `PATH` or in `extra` folders; `None` (after a note) when it is
+/// missing and skipping was asked for, as [`require`] decides.
+pub fn program(program: &str, extra: &[&str], install: &str) -> Option<PathBuf> {
+    let found = find_program(program, extra);
+    require(program, found.is_some(), install).then_some(found)?
+}

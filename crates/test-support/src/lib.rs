@@ -11,6 +11,7 @@
 //! | [`process`] | the `tether` binary as a child process, with its log |
 //! | [`raw`] | raw servers that misbehave on purpose |
 //! | [`external`] | finding external programs, or skipping tests without them |
+//! | [`nginx`] | nginx in front of a server under test |
 //! | [`temp`] | scratch folders removed when dropped |
 //! | [`browser`] | headless Chromium: finding it, and the DOM of a page after it ran |
 //! | [`tls`] | certificates made on the spot, and the configurations that use them |
@@ -24,6 +25,7 @@ pub mod client;
 pub mod events;
 pub mod external;
 pub mod handler;
+pub mod nginx;
 pub mod process;
 pub mod raw;
 pub mod request;

@@ -13,16 +13,15 @@
 //! temporary directory and is stopped by the PID in its pid file when the test ends.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tether_test_support::client::Client;
-use tether_test_support::external::{find_program, require};
+use tether_test_support::nginx::Nginx;
 use tether_test_support::process::{Cli, Tether, PROCESS_WAIT as WAIT};
 use tether_test_support::raw::Raw;
 use tether_test_support::wait::eventually_within;
@@ -35,65 +34,13 @@ const MS: Duration = Duration::from_millis(1);
 // nginx
 // ---------------------------------------------------------------------------------------
 
-/// The nginx binary, or `None` (after a note) when it is missing and skipping was asked for.
-fn require_nginx() -> Option<PathBuf> {
-    let bin = find_program("nginx", &["/usr/sbin"]);
-    require("nginx", bin.is_some(), "apt-get install nginx-light").then_some(bin)?
-}
-
-/// A port free at the time of asking.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// An nginx reverse proxy in front of `upstream`, with an upstream keep-alive pool whose
-/// idle connections close after `keepalive_timeout`. Stopped by the PID in its pid file
-/// when dropped.
-struct Nginx {
-    child: Child,
-    dir: PathBuf,
-    addr: SocketAddr,
-}
-
-impl Nginx {
-    fn start(bin: &Path, upstream: SocketAddr, keepalive_timeout: &str) -> Nginx {
-        static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "tether-nginx-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let port = free_port();
-        let d = dir.display();
-        // As root, the workers keep root's identity so that they can use the directory.
-        // SAFETY: geteuid has no preconditions.
-        let user = if unsafe { libc::geteuid() } == 0 {
-            "user root;"
-        } else {
-            ""
-        };
-        let conf = format!(
-            "{user}
-daemon off;
-master_process on;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{ worker_connections 1024; }}
-http {{
-    log_format upstream '$status $upstream_status $upstream_addr $request_method';
-    access_log {d}/access.log upstream;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
+/// idle connections close after `keepalive_timeout`; its access log has the upstream status
+/// of every attempt of each request.
+fn proxy(bin: &Path, upstream: SocketAddr, keepalive_timeout: &str) -> Nginx {
+    let http = format!(
+        "    log_format upstream '$status $upstream_status $upstream_addr $request_method';
+    access_log {{dir}}/access.log upstream;
     upstream tether {{
         server {upstream} max_fails=0;
         keepalive 32;
@@ -101,7 +48,7 @@ http {{
         keepalive_requests 100000;
     }}
     server {{
-        listen 127.0.0.1:{port};
+        listen {{listen}};
         keepalive_timeout 60s;
         keepalive_requests 100000;
         location / {{
@@ -109,97 +56,20 @@ http {{
             proxy_http_version 1.1;
             proxy_set_header Connection \"\";
         }}
-    }}
-}}
-"
-        );
-        let conf_path = dir.join("nginx.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let child = Command::new(bin)
-            .arg("-p")
-            .arg(&dir)
-            .arg("-e")
-            .arg(dir.join("error.log"))
-            .arg("-c")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx");
-        let nginx = Nginx {
-            child,
-            dir,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        };
-        let deadline = Instant::now() + WAIT;
-        while nginx.pid().is_none() || TcpStream::connect(nginx.addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nginx did not start; error log:\n{}",
-                nginx.error_log()
-            );
-            thread::sleep(10 * MS);
-        }
-        nginx
-    }
-
-    /// The master's PID, from the pid file.
-    fn pid(&self) -> Option<i32> {
-        std::fs::read_to_string(self.dir.join("nginx.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
-    }
-
-    /// Error-log lines about the upstream: failures nginx met, whether or not a retry hid
-    /// them from the client.
-    fn upstream_errors(&self) -> Vec<String> {
-        self.error_log()
-            .lines()
-            .filter(|l| l.contains("[error]") && l.contains("upstream"))
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// Upstream statuses of the access log: one line per request, the upstream status of
-    /// every attempt (`502, 200` for a retried request).
-    fn access_log(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.join("access.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
+    }}"
+    );
+    Nginx::start(bin, &http)
 }
 
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        match self.pid() {
-            // SAFETY: kill(2) on the PID nginx wrote, which is our child's.
-            Some(pid) => unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            },
-            None => {
-                let _ = self.child.kill();
-            }
-        }
-        let deadline = Instant::now() + WAIT;
-        while self.child.try_wait().ok().flatten().is_none() {
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break;
-            }
-            thread::sleep(5 * MS);
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// Error-log lines about the upstream: failures nginx met, whether or not a retry hid them
+/// from the client.
+fn upstream_errors(nginx: &Nginx) -> Vec<String> {
+    nginx
+        .error_log()
+        .lines()
+        .filter(|l| l.contains("[error]") && l.contains("upstream"))
+        .map(str::to_owned)
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -361,7 +231,7 @@ const CLIENTS: usize = 8;
 /// the shorter of the two timeouts to close idle upstream connections. Returns the tally of
 /// the finished load; `None` when nginx is missing and skipping was asked for.
 fn idle_spells_behind_nginx(nginx_keepalive: &str) -> Option<(Tether, Nginx, Tally)> {
-    let bin = require_nginx()?;
+    let bin = Nginx::find()?;
     let tether = CLI.serve(&[
         "--workers",
         "2",
@@ -370,7 +240,7 @@ fn idle_spells_behind_nginx(nginx_keepalive: &str) -> Option<(Tether, Nginx, Tal
         "--idle-grace",
         "0",
     ]);
-    let nginx = Nginx::start(&bin, tether.addr, nginx_keepalive);
+    let nginx = proxy(&bin, tether.addr, nginx_keepalive);
     let load = Load::start(nginx.addr, CLIENTS);
     bursts(&load, CLIENTS, 1200 * MS);
     let tally = load.finish();
@@ -396,7 +266,7 @@ fn tether_closes_idle_upstream_connections_at_its_idle_timeout() {
          nginx logged {} upstream errors",
         tally.ok,
         tally.errors.len(),
-        nginx.upstream_errors().len()
+        upstream_errors(&nginx).len()
     );
     assert!(tally.errors.is_empty(), "{:#?}", tally.errors);
     assert!(idle_closed > 0, "tether closed no idle connection");
@@ -423,7 +293,7 @@ fn nginx_closes_first_when_its_keepalive_timeout_is_shorter() {
     assert!(tally.errors.is_empty(), "{:#?}", tally.errors);
     assert_eq!(idle_closed, 0, "tether closed an idle upstream connection");
     assert!(peer_closed > 0, "nginx closed no idle connection");
-    let upstream_errors = nginx.upstream_errors();
+    let upstream_errors = upstream_errors(&nginx);
     assert!(upstream_errors.is_empty(), "{upstream_errors:#?}");
 }
 
@@ -433,7 +303,7 @@ fn nginx_closes_first_when_its_keepalive_timeout_is_shorter() {
 /// minimum idle age; new ones go to the second. No client sees an error.
 #[test]
 fn restart_behind_nginx_with_the_two_phase_drain() {
-    let Some(bin) = require_nginx() else { return };
+    let Some(bin) = Nginx::find() else { return };
     let flags = [
         "--workers",
         "2",
@@ -443,7 +313,7 @@ fn restart_behind_nginx_with_the_two_phase_drain() {
         "300ms",
     ];
     let mut old = CLI.serve(&flags);
-    let nginx = Nginx::start(&bin, old.addr, "60s");
+    let nginx = proxy(&bin, old.addr, "60s");
     let load = Load::start(nginx.addr, CLIENTS);
     load.wait_more(500);
     let listen = old.addr.to_string();
@@ -466,7 +336,7 @@ fn restart_behind_nginx_with_the_two_phase_drain() {
         "{} responses, {} errors; nginx logged {} upstream errors; old instance: {}",
         tally.ok,
         tally.errors.len(),
-        nginx.upstream_errors().len(),
+        upstream_errors(&nginx).len(),
         stopped.split(" stopped ").nth(1).unwrap_or("")
     );
     assert!(tally.errors.is_empty(), "{:#?}", tally.errors);
@@ -485,9 +355,9 @@ fn restart_behind_nginx_with_the_two_phase_drain() {
 /// proxy's, so that the proxy, the only side that sends requests, is the one that closes.
 #[test]
 fn a_close_that_crosses_a_request_costs_a_post_a_502() {
-    let Some(bin) = require_nginx() else { return };
+    let Some(bin) = Nginx::find() else { return };
     let upstream = Raw::start(|stream, _| serve_once_then_drop(stream));
-    let nginx = Nginx::start(&bin, upstream.addr, "60s");
+    let nginx = proxy(&bin, upstream.addr, "60s");
     let mut c = Client::connect(nginx.addr);
 
     // Each request after the first on a pooled connection meets a close.

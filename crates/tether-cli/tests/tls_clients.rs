@@ -14,14 +14,15 @@
 //! them).
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::Duration;
 
 use tether_test_support::client::Client;
-use tether_test_support::external::{find_program, require};
+use tether_test_support::external::program;
+use tether_test_support::nginx::Nginx;
 use tether_test_support::process::{Cli, Proc, Tether, PROCESS_WAIT as WAIT};
 use tether_test_support::temp::TempDir;
 use tether_test_support::tls::TestCert;
@@ -212,13 +213,6 @@ fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
         let _ = pipe.read_to_end(&mut bytes);
         String::from_utf8_lossy(&bytes).into_owned()
     })
-}
-
-/// The program `name`, or `None` (after a note) when it is missing and skipping was asked
-/// for.
-fn program(name: &str, extra: &[&str], install: &str) -> Option<PathBuf> {
-    let found = find_program(name, extra);
-    require(name, found.is_some(), install).then_some(found)?
 }
 
 // ---------------------------------------------------------------------------------------
@@ -491,61 +485,21 @@ fn s_client_resumes_a_tls12_session_from_the_server_cache() {
 // nginx in front, talking TLS to tether
 // ---------------------------------------------------------------------------------------
 
-/// A port free at the time of asking.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// nginx (one worker) listening in plain HTTP on loopback, proxying to tether over TLS with
 /// an upstream keep-alive pool of 8, verifying tether's certificate against `localhost` and
 /// reusing TLS sessions; with `protocols` (`proxy_ssl_protocols`), or nginx's default ones.
-/// Stopped by its PID (SIGTERM, then SIGKILL) when dropped.
-struct Nginx {
-    proc: Proc,
-    dir: TempDir,
-    addr: SocketAddr,
-}
-
-impl Nginx {
-    fn start(bin: &Path, upstream: &Server, protocols: Option<&str>) -> Nginx {
-        let dir = TempDir::new("tether-tls-nginx");
-        let port = free_port();
-        let d = dir.text();
-        // As root, the workers keep root's identity so that they can use the directory.
-        // SAFETY: geteuid has no preconditions.
-        let user = if unsafe { libc::geteuid() } == 0 {
-            "user root;"
-        } else {
-            ""
-        };
-        let protocols = protocols
-            .map(|p| format!("proxy_ssl_protocols {p};"))
-            .unwrap_or_default();
-        let conf = format!(
-            "{user}
-daemon off;
-master_process on;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{ worker_connections 1024; }}
-http {{
-    access_log {d}/access.log;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
+fn nginx_in_front(bin: &Path, upstream: &Server, protocols: Option<&str>) -> Nginx {
+    let protocols = protocols
+        .map(|p| format!("proxy_ssl_protocols {p};"))
+        .unwrap_or_default();
+    let http = format!(
+        "    access_log {{dir}}/access.log;
     upstream tether_upstream {{
         server 127.0.0.1:{upstream} max_fails=0;
         keepalive 8;
     }}
     server {{
-        listen 127.0.0.1:{port};
+        listen {{listen}};
         keepalive_requests 100000;
         location / {{
             proxy_pass https://tether_upstream;
@@ -558,54 +512,11 @@ http {{
             proxy_ssl_verify on;
             {protocols}
         }}
-    }}
-}}
-",
-            upstream = upstream.port(),
-            cert = upstream.cert(),
-        );
-        let conf_path = dir.write("nginx.conf", conf);
-        let proc = Proc::spawn(
-            Command::new(bin)
-                .arg("-p")
-                .arg(dir.path())
-                .arg("-e")
-                .arg(dir.path().join("error.log"))
-                .arg("-c")
-                .arg(&conf_path)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        );
-        let mut nginx = Nginx {
-            proc,
-            dir,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        };
-        eventually_within(WAIT, "nginx listening", || {
-            if let Ok(Some(status)) = nginx.proc.child().try_wait() {
-                panic!("nginx exited ({status}); error log:\n{}", nginx.error_log());
-            }
-            TcpStream::connect(nginx.addr).is_ok()
-        });
-        nginx
-    }
-
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGTERM to the master (the child itself: no daemon), which stops its worker;
-        // the Proc kills what is left when it drops.
-        // SAFETY: kill(2) on the PID of a child the Proc owns and has not reaped.
-        unsafe {
-            libc::kill(self.proc.pid(), libc::SIGTERM);
-        }
-        let _ = self.proc.wait_exit(WAIT);
-    }
+    }}",
+        upstream = upstream.port(),
+        cert = upstream.cert(),
+    );
+    Nginx::start(bin, &http)
 }
 
 /// Sends `n` GET requests through `nginx` on one keep-alive connection; every one must be
@@ -635,11 +546,11 @@ fn upstream_errors(nginx: &Nginx) -> Vec<String> {
 
 #[test]
 fn nginx_keeps_its_tls_upstream_connections_alive() {
-    let Some(bin) = program("nginx", &["/usr/sbin"], "apt-get install nginx-light") else {
+    let Some(bin) = Nginx::find() else {
         return;
     };
     let srv = Server::start(&[]);
-    let nginx = Nginx::start(&bin, &srv, None);
+    let nginx = nginx_in_front(&bin, &srv, None);
     const N: u64 = 200;
     through(&nginx, N as usize);
 
@@ -655,14 +566,14 @@ fn nginx_keeps_its_tls_upstream_connections_alive() {
 /// response's connection (`tether_flags` added), so that nginx opens 20 upstream connections
 /// one after the other, each offering the session it saved: the server's counts.
 fn nginx_reconnecting(protocols: &str, tether_flags: &[&str]) -> Option<Counts> {
-    let bin = program("nginx", &["/usr/sbin"], "apt-get install nginx-light")?;
+    let bin = Nginx::find()?;
     let flags = [
         &["--max-requests", "10", "--limit-jitter", "0"][..],
         tether_flags,
     ]
     .concat();
     let srv = Server::start(&flags);
-    let nginx = Nginx::start(&bin, &srv, Some(protocols));
+    let nginx = nginx_in_front(&bin, &srv, Some(protocols));
     through(&nginx, 200);
     let c = srv.counts_after(200);
     assert_eq!((c.requests, c.failed), (200, 0), "{c:?}");
