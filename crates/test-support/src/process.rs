@@ -235,6 +235,21 @@ impl Tether {
     pub fn connect(&self) -> Client {
         Client::connect(self.addr)
     }
+
+    /// The address of the operational endpoints started with `--admin-listen`, from their
+    /// startup line (waited for).
+    pub fn admin_addr(&self) -> SocketAddr {
+        const ADMIN: &str = "admin on http://";
+        let line = self
+            .log
+            .wait_for(ADMIN, PROCESS_WAIT)
+            .unwrap_or_else(|| panic!("no admin line; log:\n{}", self.log.text()));
+        line.split(ADMIN)
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+    }
 }
 
 impl Deref for Tether {

@@ -72,16 +72,7 @@ impl Server {
             "{}",
             tether.log.text()
         );
-        let line = tether
-            .log
-            .wait_for("admin on http://", WAIT)
-            .unwrap_or_else(|| panic!("no admin line; log:\n{}", tether.log.text()));
-        let admin = line
-            .split("admin on http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        let admin = tether.admin_addr();
         Server {
             tether,
             admin,
