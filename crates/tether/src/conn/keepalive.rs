@@ -229,16 +229,11 @@ pub(crate) fn lingers(reason: CloseReason) -> bool {
 }
 
 /// Whether a close for `reason` leaves the transport in a state to end its stream cleanly
-/// (TLS `close_notify`): not after a reset, a failed write or a failed handshake.
+/// (TLS `close_notify`): every close that lingers, and the idle timeout, which does not
+/// linger only because no answer is owed; not after a reset, a failed write or a failed
+/// handshake.
 pub(crate) fn ends_cleanly(reason: CloseReason) -> bool {
-    !matches!(
-        reason,
-        CloseReason::PeerReset
-            | CloseReason::IoError
-            | CloseReason::WriteTimeout
-            | CloseReason::HandshakeTimeout
-            | CloseReason::HandshakeFailed
-    )
+    lingers(reason) || reason == CloseReason::IdleTimeout
 }
 
 /// Whether a lingering close may skip the linger: the client asked for the close and has

@@ -39,9 +39,7 @@ pub(crate) mod response;
 mod scripted;
 pub(crate) mod stream;
 pub(crate) mod timed_io;
-// The TLS transport; the server starts using it with the TLS settings.
 #[cfg(feature = "tls")]
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod tls;
 pub(crate) mod transport;
 

@@ -387,8 +387,10 @@ impl TlsStream {
         Some((std::net::TcpStream::from(fd), session))
     }
 
-    /// The protocol the client and the server agreed on with ALPN, if any.
-    pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
+    /// The protocol the client and the server agreed on with ALPN, if any (the tests'
+    /// check that the handshake offered `http/1.1`).
+    #[cfg(test)]
+    fn alpn_protocol(&self) -> Option<Vec<u8>> {
         self.io
             .borrow_mut()
             .conn()

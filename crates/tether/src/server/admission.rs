@@ -93,6 +93,14 @@ impl Shared {
         }
     }
 
+    /// Whether every accepted connection speaks TLS.
+    pub fn speaks_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        return false;
+    }
+
     /// Admits a connection from `ip`. At the server-wide limit, `evict` may close an idle
     /// connection to make room; otherwise the connection is refused with 503. Over the limit
     /// per address it is refused with 429.

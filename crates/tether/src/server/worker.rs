@@ -167,11 +167,11 @@ impl<H: Handler> Host for Worker<H> {
         }
     }
 
-    #[inline]
     fn handshake(&self, outcome: Handshake, took: Duration) {
         self.counters().handshake(outcome, took);
     }
 
+    #[inline]
     fn request_done(&self) {
         bump(&self.counters().requests);
     }
@@ -414,10 +414,7 @@ fn accept<H: Handler>(w: &Rc<Worker<H>>, stream: TcpStream, peer: SocketAddr) {
         }
         Err(status) => {
             bump(&w.counters().refused);
-            #[cfg(feature = "tls")]
-            let status = Some(status).filter(|_| w.shared.tls.is_none());
-            #[cfg(not(feature = "tls"))]
-            let status = Some(status);
+            let status = (!w.shared.speaks_tls()).then_some(status);
             tokio::task::spawn_local(refuse(stream, status));
         }
     }
