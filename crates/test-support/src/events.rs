@@ -85,6 +85,35 @@ impl Events {
         last
     }
 
+    /// Waits for the close of the connection from `peer` and asserts its reason and its
+    /// count of requests, and that its `Closing` said the same.
+    pub fn assert_closed(&self, peer: SocketAddr, reason: CloseReason, requests: u64) {
+        let last = self.closed(peer);
+        let mine = self.of(peer);
+        assert_eq!(
+            (last.reason, last.requests),
+            (Some(reason), requests),
+            "{:?}",
+            trail(&mine)
+        );
+        let closing = mine.iter().find(|e| e.state == ConnState::Closing);
+        assert_eq!(
+            closing.map(|e| e.reason),
+            Some(Some(reason)),
+            "{:?}",
+            trail(&mine)
+        );
+    }
+
+    /// When the connection from `peer` first entered `state` (which it must have).
+    pub fn entered(&self, peer: SocketAddr, state: ConnState) -> Instant {
+        self.timed(peer)
+            .iter()
+            .find(|(_, e)| e.state == state)
+            .unwrap_or_else(|| panic!("{peer} never {state:?}: {:?}", self.of(peer)))
+            .0
+    }
+
     /// The events of the connection from `peer`, in order.
     pub fn of(&self, peer: SocketAddr) -> Vec<ConnEvent> {
         self.timed(peer).into_iter().map(|(_, e)| e).collect()

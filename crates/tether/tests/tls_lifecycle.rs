@@ -79,31 +79,6 @@ fn ends(mut c: Client) -> bool {
     c.got_close_notify()
 }
 
-/// Waits for the close of the connection from `peer` and asserts its reason and request
-/// count, and that Closing said the same.
-fn assert_closed(events: &Events, peer: SocketAddr, reason: CloseReason, requests: u64) {
-    let last = events.closed(peer);
-    let mine = events.of(peer);
-    assert_eq!(
-        (last.reason, last.requests),
-        (Some(reason), requests),
-        "{:?}",
-        trail(&mine)
-    );
-    let closing = mine.iter().find(|e| e.state == Closing).map(|e| e.reason);
-    assert_eq!(closing, Some(Some(reason)), "{:?}", trail(&mine));
-}
-
-/// When the connection from `peer` first entered `state`.
-fn entered(events: &Events, peer: SocketAddr, state: ConnState) -> Instant {
-    events
-        .timed(peer)
-        .iter()
-        .find(|(_, e)| e.state == state)
-        .unwrap_or_else(|| panic!("{peer} never {state:?}: {:?}", events.of(peer)))
-        .0
-}
-
 /// TLS handshakes the server completed, full or resumed (the tests' client configuration
 /// keeps its sessions, so a second connection resumes).
 fn handshakes(s: &Snapshot) -> u64 {
@@ -135,9 +110,9 @@ fn an_idle_tls_connection_closes_after_the_idle_timeout_and_grace() {
     let me = c.peer();
     plaintext(&mut c);
     assert!(ends(c), "the idle close sent no close_notify");
-    assert_closed(&events, me, CloseReason::IdleTimeout, 1);
+    events.assert_closed(me, CloseReason::IdleTimeout, 1);
     assert_after(
-        entered(&events, me, Closing) - entered(&events, me, Idle),
+        events.entered(me, Closing) - events.entered(me, Idle),
         idle + grace,
     );
     assert_eq!(tls.srv.stats().closed_for(CloseReason::IdleTimeout), 1);
@@ -160,14 +135,14 @@ fn a_head_cut_short_over_tls_gets_408_at_the_header_timeout() {
     assert!(r.closes(), "{r:?}");
     assert_after(since.elapsed(), timeout);
     assert!(ends(c), "no close_notify after the 408");
-    assert_closed(&events, me, CloseReason::HeaderTimeout, 0);
+    events.assert_closed(me, CloseReason::HeaderTimeout, 0);
 
     let since = Instant::now();
     let silent = tls.connect();
     let me = silent.peer();
     assert!(ends(silent), "no close_notify for a silent connection");
-    assert_closed(&events, me, CloseReason::HeaderTimeout, 0);
-    assert_after(entered(&events, me, Closing) - since, timeout);
+    events.assert_closed(me, CloseReason::HeaderTimeout, 0);
+    assert_after(events.entered(me, Closing) - since, timeout);
     assert_eq!(trail(&events.of(me))[0], (New, 0, None));
     assert_eq!(tls.srv.stats().closed_for(CloseReason::HeaderTimeout), 2);
 }
@@ -188,7 +163,7 @@ fn a_stalled_body_over_tls_gets_408_at_the_body_timeout() {
     assert!(r.closes(), "{r:?}");
     assert_after(since.elapsed(), timeout);
     assert!(ends(c), "no close_notify after the 408");
-    assert_closed(&events, me, CloseReason::BodyTimeout, 1);
+    events.assert_closed(me, CloseReason::BodyTimeout, 1);
 }
 
 /// A TLS client with a small receive window that reads nothing of a large response: the
@@ -214,7 +189,7 @@ fn a_tls_client_that_stops_reading_is_cut_at_the_write_timeout() {
     let cut = c.read_reply(false).map(|r| (r.status, r.body.len()));
     assert!(cut.is_err(), "whole response after the close: {cut:?}");
     assert!(!c.got_close_notify(), "close_notify after a write timeout");
-    assert_closed(&events, me, CloseReason::WriteTimeout, 1);
+    events.assert_closed(me, CloseReason::WriteTimeout, 1);
     assert_eq!(tls.srv.stats().closed_for(CloseReason::WriteTimeout), 1);
 }
 
@@ -241,7 +216,7 @@ fn the_last_request_allowed_over_tls_closes() {
     assert_eq!((r.status, r.body.as_slice()), (200, PLAINTEXT));
     assert!(r.closes(), "the last response does not close: {r:?}");
     assert!(ends(c), "no close_notify after the last response");
-    assert_closed(&events, me, CloseReason::MaxRequests, 3);
+    events.assert_closed(me, CloseReason::MaxRequests, 3);
     assert_eq!(tls.srv.stats().requests, 3);
 }
 
@@ -262,7 +237,7 @@ fn the_response_after_the_lifetime_over_tls_closes() {
         "response after the lifetime does not close: {r:?}"
     );
     assert!(ends(c), "no close_notify after the last response");
-    assert_closed(&events, me, CloseReason::MaxLifetime, 2);
+    events.assert_closed(me, CloseReason::MaxLifetime, 2);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -286,7 +261,7 @@ fn at_the_limit_a_new_tls_connection_evicts_the_oldest_idle_one() {
     plaintext(&mut c);
     let a_peer = a.peer();
     assert!(ends(a), "the evicted connection ended without close_notify");
-    assert_closed(&events, a_peer, CloseReason::Evicted, 1);
+    events.assert_closed(a_peer, CloseReason::Evicted, 1);
     plaintext(&mut b);
     plaintext(&mut c);
     let s = tls.srv.stats();
@@ -316,7 +291,7 @@ fn a_parked_tls_connection_is_evicted_with_close_notify() {
     plaintext(&mut b);
     let a_peer = a.peer();
     assert!(ends(a), "the evicted connection ended without close_notify");
-    assert_closed(&events, a_peer, CloseReason::Evicted, 1);
+    events.assert_closed(a_peer, CloseReason::Evicted, 1);
     plaintext(&mut b);
     let s = tls.srv.stats();
     assert_eq!((s.accepted, s.refused, s.parked, s.open()), (2, 0, 0, 1));
@@ -410,12 +385,12 @@ fn the_drain_closes_idle_tls_connections_with_close_notify_and_finishes_requests
     let stopped = shutdown.join().unwrap();
     // Both closed in phase 1, well within the drain window.
     assert!(t0.elapsed() < window, "{:?}", t0.elapsed());
-    assert_closed(&events, idle_peer, CloseReason::Shutdown, 1);
-    assert_closed(&events, busy_peer, CloseReason::Shutdown, 1);
-    let idle_for = entered(&events, idle_peer, Closing) - entered(&events, idle_peer, Idle);
+    events.assert_closed(idle_peer, CloseReason::Shutdown, 1);
+    events.assert_closed(busy_peer, CloseReason::Shutdown, 1);
+    let idle_for = events.entered(idle_peer, Closing) - events.entered(idle_peer, Idle);
     assert!(idle_for >= min_idle_age, "closed after {idle_for:?} idle");
     assert!(
-        entered(&events, idle_peer, Closing) < entered(&events, busy_peer, Closing),
+        events.entered(idle_peer, Closing) < events.entered(busy_peer, Closing),
         "the idle connection closed after the busy one"
     );
     let d = stopped.drain;
@@ -455,7 +430,7 @@ fn lingering_close_over_tls_delivers_the_answer_despite_unread_input() {
     assert_eq!(r.status, 413, "{r:?}");
     assert!(r.closes(), "{r:?}");
     assert!(ends(c), "no close_notify after the 413");
-    assert_closed(&events, me, CloseReason::ProtocolError, 0);
+    events.assert_closed(me, CloseReason::ProtocolError, 0);
 
     let len = 2 * send_buffer_max();
     let mut c = tls.connect();
@@ -467,7 +442,7 @@ fn lingering_close_over_tls_delivers_the_answer_despite_unread_input() {
     assert!(r.closes(), "{r:?}");
     assert!(r.body == big_body(len), "response body differs");
     assert!(ends(c), "no close_notify after the response");
-    assert_closed(&events, me, CloseReason::ClientClose, 1);
+    events.assert_closed(me, CloseReason::ClientClose, 1);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -494,7 +469,7 @@ fn a_close_the_client_asked_for_ends_tls_with_close_notify() {
         "a close-delimited body ended without close_notify"
     );
     drop(c);
-    assert_closed(&events, me, CloseReason::ClientClose, 1);
+    events.assert_closed(me, CloseReason::ClientClose, 1);
 
     let mut c = tls.connect();
     let me = c.peer();
@@ -504,7 +479,7 @@ fn a_close_the_client_asked_for_ends_tls_with_close_notify() {
         ends(c),
         "the close after Connection: close sent no close_notify"
     );
-    assert_closed(&events, me, CloseReason::ClientClose, 1);
+    events.assert_closed(me, CloseReason::ClientClose, 1);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -649,7 +624,7 @@ fn bad_requests_over_tls_get_the_statuses_they_get_over_tcp() {
             if secure {
                 assert!(close_notify, "{what}: no close_notify");
             }
-            assert_closed(&events, me, CloseReason::ProtocolError, 0);
+            events.assert_closed(me, CloseReason::ProtocolError, 0);
         }
         assert_eq!(seen[0].0, status, "{what}: {seen:?}");
         assert_eq!(seen[0], seen[1], "{what}: TCP, then TLS");
@@ -686,7 +661,7 @@ fn tls_clients_that_close_or_reset_mid_request_are_closed_and_counted() {
     c.send(b"GET /plaintext HTTP/1.1\r\n");
     c.shutdown_write();
     assert!(ends(c), "no close_notify in answer");
-    assert_closed(&events, me, ClosedMidRequest, 0);
+    events.assert_closed(me, ClosedMidRequest, 0);
 
     // One request (the client has read everything the server sent), half a head, then a
     // TCP close without close_notify.
@@ -695,7 +670,7 @@ fn tls_clients_that_close_or_reset_mid_request_are_closed_and_counted() {
     plaintext(&mut c);
     c.send(b"GET /plaintext HTTP/1.1\r\nHo");
     drop(c);
-    assert_closed(&events, me, ClosedMidRequest, 1);
+    events.assert_closed(me, ClosedMidRequest, 1);
 
     // Part of a body, then close_notify and the TCP half-close.
     let mut c = tls.connect();
@@ -705,7 +680,7 @@ fn tls_clients_that_close_or_reset_mid_request_are_closed_and_counted() {
     let rest = c.read_to_close();
     assert!(rest.as_ref().is_ok_and(Vec::is_empty), "{rest:?}");
     drop(c);
-    assert_closed(&events, me, ClosedMidRequest, 1);
+    events.assert_closed(me, ClosedMidRequest, 1);
 
     // A reset right after the handshake (the server's side of it done: a reset before
     // that is a failed handshake, class `closed`).
@@ -713,7 +688,7 @@ fn tls_clients_that_close_or_reset_mid_request_are_closed_and_counted() {
     let me = c.peer();
     eventually("the handshake", || handshakes(&tls.srv.stats()) == 4);
     reset(c);
-    assert_closed(&events, me, PeerReset, 0);
+    events.assert_closed(me, PeerReset, 0);
 
     // A reset in the middle of a head.
     let mut c = tls.connect();
@@ -721,7 +696,7 @@ fn tls_clients_that_close_or_reset_mid_request_are_closed_and_counted() {
     c.send(b"GET /plaintext HTTP/1.1\r\nHost: te");
     events.wait_state(me, Active);
     reset(c);
-    assert_closed(&events, me, PeerReset, 0);
+    events.assert_closed(me, PeerReset, 0);
 
     eventually("every connection to close", || tls.srv.stats().open() == 0);
     let s = tls.srv.stats();

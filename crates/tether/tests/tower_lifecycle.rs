@@ -7,7 +7,6 @@
 //! Waits are on events (the hook, a reply, a close, the handlers' log) with a deadline; the
 //! only sleeps wait for a span of time the test is about (a lifetime, a minimum idle age).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -128,36 +127,11 @@ fn plaintext(c: &mut Client) {
 }
 
 /// Drops the client `c` (after the server closed its connection: a lingering close waits
-/// for the client's end), waits for the close of the connection and asserts its reason and
-/// its count of requests, and that Closing and Closed agree.
+/// for the client's end), then asserts the close as [`Events::assert_closed`].
 fn assert_closed(events: &Events, c: Client, reason: CloseReason, requests: u64) {
     let peer = c.peer();
     drop(c);
-    let last = events.closed(peer);
-    let mine = events.of(peer);
-    assert_eq!(
-        (last.reason, last.requests),
-        (Some(reason), requests),
-        "{:?}",
-        trail(&mine)
-    );
-    let closing = mine.iter().find(|e| e.state == Closing);
-    assert_eq!(
-        closing.map(|e| e.reason),
-        Some(Some(reason)),
-        "{:?}",
-        trail(&mine)
-    );
-}
-
-/// When the connection of `peer` entered `state` first.
-fn entered(events: &Events, peer: SocketAddr, state: ConnState) -> Instant {
-    events
-        .timed(peer)
-        .iter()
-        .find(|(_, e)| e.state == state)
-        .unwrap_or_else(|| panic!("{peer} never {state:?}"))
-        .0
+    events.assert_closed(peer, reason, requests);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -183,7 +157,7 @@ fn idle_timeout_closes_a_parked_connection_at_its_deadline() {
     c.expect_closed();
     let me = c.peer();
     assert_closed(&events, c, CloseReason::IdleTimeout, 1);
-    let waited = entered(&events, me, Closing) - entered(&events, me, Idle);
+    let waited = events.entered(me, Closing) - events.entered(me, Idle);
     assert!(
         waited >= idle && waited < idle + 300 * MS,
         "closed after {waited:?} idle"
