@@ -12,24 +12,6 @@ carrying one request whose response is read before the client closes it. PATH de
 import socket
 import sys
 
-args = sys.argv[1:]
-path = "/plaintext"
-if "--path" in args:
-    at = args.index("--path")
-    path = args[at + 1]
-    del args[at:at + 2]
-per_connection = "--connections" in args
-args = [a for a in args if a != "--connections"]
-port, n = int(args[0]), int(args[1])
-depth = 1 if per_connection or len(args) < 3 else int(args[2])
-request = f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
-
-
-def connect():
-    s = socket.create_connection(("127.0.0.1", port), timeout=60)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return s
-
 
 def read_responses(s, buf, count):
     """Reads `count` responses from s, starting with the bytes in buf; returns the rest."""
@@ -55,17 +37,39 @@ def read_responses(s, buf, count):
     return buf
 
 
-if per_connection:
-    for _ in range(n):
+def main():
+    args = sys.argv[1:]
+    path = "/plaintext"
+    if "--path" in args:
+        at = args.index("--path")
+        path = args[at + 1]
+        del args[at:at + 2]
+    per_connection = "--connections" in args
+    args = [a for a in args if a != "--connections"]
+    port, n = int(args[0]), int(args[1])
+    depth = 1 if per_connection or len(args) < 3 else int(args[2])
+    request = f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+
+    def connect():
+        s = socket.create_connection(("127.0.0.1", port), timeout=60)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
+
+    if per_connection:
+        for _ in range(n):
+            s = connect()
+            s.sendall(request)
+            read_responses(s, b"", 1)
+            s.close()
+    else:
         s = connect()
-        s.sendall(request)
-        read_responses(s, b"", 1)
+        batch = request * depth
+        buf = b""
+        for _ in range(n // depth):
+            s.sendall(batch)
+            buf = read_responses(s, buf, depth)
         s.close()
-else:
-    s = connect()
-    batch = request * depth
-    buf = b""
-    for _ in range(n // depth):
-        s.sendall(batch)
-        buf = read_responses(s, buf, depth)
-    s.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -216,20 +216,44 @@ def peers_section(p, meta):
             grouped.setdefault((r["server"], w), []).append(r["run"])
     failed = ["%s, %s (round %s)" % (s, w, ", ".join(runs)) for (s, w), runs in grouped.items()]
     errors = []
-    if others:
-        out.append("Noise: other work took a median %.0f%% and at most %.0f%% of one core "
-                   "during a load (the share of the two CPUs used by neither the server nor "
-                   "the load generator)." % (median(others), max(others)))
     left_out = {}
     for s, load, rnd in p.noisy_rounds():
         left_out.setdefault((s, rnd), []).append(load)
-    if left_out:
-        out.append("Left out as noisy: " + "; ".join(
-            "%s round %s (%s)" % (s, rnd, ", ".join(loads))
-            for (s, rnd), loads in sorted(left_out.items(), key=lambda x: (x[0][1], x[0][0])))
-            + ".")
+    out += noise_lines(others, left_out, " (the share of the two CPUs used by neither the "
+                       "server nor the load generator)")
     if failed or errors:
         out.append("Failures: " + "; ".join(failed + errors) + ".")
+    return out
+
+
+def noisy_left_out(data, loads):
+    """{(server, round): [load...]} of the rounds left out as noisy, for each (load, key) of
+    `loads`: those a server has quiet rounds besides (when every round was noisy, none is
+    left out)"""
+    left_out = {}
+    for s in data.servers:
+        for load, key in loads:
+            vals = data.all_values(s, key)
+            quiet = [k for k in vals if not data.noisy(s, key, k)]
+            if quiet:
+                for k in vals:
+                    if k not in quiet:
+                        left_out.setdefault((s, k), []).append(load)
+    return left_out
+
+
+def noise_lines(others, left_out, what="", name=lambda s: s):
+    """The lines on the other work's CPU share during the loads (`what` says what that is)
+    and on the rounds left out as noisy ({(server, round): [load...]})"""
+    out = []
+    if others:
+        out.append("Noise: other work took a median %.0f%% and at most %.0f%% of one core "
+                   "during a load%s." % (median(others), max(others), what))
+    if left_out:
+        out.append("Left out as noisy: " + "; ".join(
+            "%s round %s (%s)" % (name(s), rnd, ", ".join(loads))
+            for (s, rnd), loads in sorted(left_out.items(), key=lambda x: (x[0][1], x[0][0])))
+            + ".")
     return out
 
 
@@ -599,23 +623,8 @@ def files_section(f, meta):
 
     others = [num(r[l + "_other_cpu_pct"]) for r in f.rows for l, _, _, _, _ in FILE_LOADS]
     others = [o for o in others if o is not None]
-    if others:
-        out.append("Noise: other work took a median %.0f%% and at most %.0f%% of one core "
-                   "during a load." % (median(others), max(others)))
-    left_out = {}
-    for s in f.servers:
-        for load, _, key, _, _ in FILE_LOADS:
-            vals = f.all_values(s, key)
-            quiet = [k for k in vals if not f.noisy(s, key, k)]
-            if quiet:
-                for k in vals:
-                    if k not in quiet:
-                        left_out.setdefault((s, k), []).append(load)
-    if left_out:
-        out.append("Left out as noisy: " + "; ".join(
-            "%s round %s (%s)" % (file_name(s), rnd, ", ".join(loads))
-            for (s, rnd), loads in sorted(left_out.items(), key=lambda x: (x[0][1], x[0][0])))
-            + ".")
+    left_out = noisy_left_out(f, [(load, key) for load, _, key, _, _ in FILE_LOADS])
+    out += noise_lines(others, left_out, name=file_name)
     failed = []
     for r in f.rows:
         what = ["%s %s errors" % (l, r[l + "_errors"]) for l in "abc" if num(r[l + "_errors"])]
@@ -971,24 +980,8 @@ def tls_section(t, meta, idle, heap, alloc, sites, cg, compare, res):
     # noise
     others = [num(r[l + "_other_cpu_pct"]) for r in t.rows for l, _ in TLS_LOADS]
     others = [o for o in others if o is not None]
-    if others:
-        out.append("Noise: other work took a median %.0f%% and at most %.0f%% of one core "
-                   "during a load." % (median(others), max(others)))
-    left_out = {}
-    for s in t.servers:
-        for load, _ in TLS_LOADS:
-            key = load + "_cpu_s_per_100k"
-            vals = t.all_values(s, key)
-            quiet = [k for k in vals if not t.noisy(s, key, k)]
-            if quiet:
-                for k in vals:
-                    if k not in quiet:
-                        left_out.setdefault((s, k), []).append(load)
-    if left_out:
-        out.append("Left out as noisy: " + "; ".join(
-            "%s round %s (%s)" % (s, rnd, ", ".join(loads))
-            for (s, rnd), loads in sorted(left_out.items(), key=lambda x: (x[0][1], x[0][0])))
-            + ".")
+    left_out = noisy_left_out(t, [(load, load + "_cpu_s_per_100k") for load, _ in TLS_LOADS])
+    out += noise_lines(others, left_out)
     failed = []
     for r in t.rows:
         what = []

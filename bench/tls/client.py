@@ -19,10 +19,15 @@ of the server); every response must be a 200 with a Content-Length.
 
 PATH defaults to /plaintext; the certificate must name localhost.
 """
+import os
 import socket
 import ssl
 import sys
 import time
+
+# The response reader of bench/client.py, the plain-HTTP client of the same measurements.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from client import read_responses  # noqa: E402
 
 
 def parse(argv):
@@ -45,30 +50,6 @@ def parse(argv):
     if len(rest) < 2 or not opts["cafile"]:
         sys.exit(__doc__)
     return rest, opts
-
-
-def read_response(s, buf=b""):
-    """Reads one response from s (buf: bytes already read); returns what follows it."""
-    while True:
-        end = buf.find(b"\r\n\r\n")
-        if end >= 0:
-            head = buf[:end].lower()
-            if not head.startswith(b"http/1.1 200 "):
-                sys.exit("unexpected response: %r" % buf[:end][:80])
-            at = head.find(b"content-length:")
-            if at < 0:
-                sys.exit("response without Content-Length")
-            length = int(head[at + 15:].split(b"\r\n")[0])
-            while len(buf) < end + 4 + length:
-                data = s.recv(65536)
-                if not data:
-                    sys.exit("server closed mid-body")
-                buf += data
-            return buf[end + 4 + length:]
-        data = s.recv(65536)
-        if not data:
-            sys.exit("server closed the connection")
-        buf += data
 
 
 def context(cafile):
@@ -95,7 +76,7 @@ def handshakes(port, opts):
         try:
             s = connect(ctx, port, session if opts["resume"] else None)
             s.sendall(request)
-            read_response(s)
+            read_responses(s, b"", 1)
             if s.session_reused:
                 resumed += 1
             # read after the response: a TLS 1.3 ticket comes after the handshake
@@ -121,7 +102,7 @@ def requests(port, n, opts):
     buf = b""
     for _ in range(n):
         s.sendall(request)
-        buf = read_response(s, buf)
+        buf = read_responses(s, buf, 1)
     s.close()
 
 
