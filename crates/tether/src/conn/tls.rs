@@ -131,6 +131,16 @@ impl Io {
             .expect("a parked stream is not used again")
     }
 
+    /// Whether a read can make progress without the socket: plaintext or a whole record
+    /// held, or the client's close_notify seen.
+    fn readable_without_socket(&self) -> bool {
+        let record = self
+            .inc
+            .as_ref()
+            .is_some_and(|b| has_record(&b[self.start..self.end]));
+        self.held_plain() > 0 || self.peer_closed || record
+    }
+
     fn held_plain(&self) -> usize {
         self.plain.len() - self.taken
     }
@@ -566,25 +576,14 @@ impl Transport for TlsStream {
     /// reactor and the idle wait spends no read that would block.
     fn clear_read_ready(&self) {
         let io = self.io.borrow();
-        let record = io
-            .inc
-            .as_ref()
-            .is_some_and(|b| has_record(&b[io.start..io.end]));
-        if io.drained && io.held_plain() == 0 && !record && !io.peer_closed {
+        if io.drained && !io.readable_without_socket() {
             Transport::clear_read_ready(&self.tcp);
         }
     }
 
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        {
-            let io = self.io.borrow();
-            let record = io
-                .inc
-                .as_ref()
-                .is_some_and(|b| has_record(&b[io.start..io.end]));
-            if io.held_plain() > 0 || io.peer_closed || record {
-                return Poll::Ready(Ok(()));
-            }
+        if self.io.borrow().readable_without_socket() {
+            return Poll::Ready(Ok(()));
         }
         self.tcp.poll_read_ready(cx)
     }
